@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine:
+#   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
+#   make test        build the environment, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DVC_NO_ANALYTICS := 1
+
+.PHONY: env reproduce test lock clean
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# The venv's bin comes first on PATH so that dvc's stage commands run its python.
+reproduce: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+test: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+# Re-pin every package after a dependency change in pyproject.toml.
+lock: env
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf $(VENV)

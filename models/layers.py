@@ -1,0 +1,91 @@
+"""Building blocks shared by the zoo: feature embedding, MLPs, expert groups and gates."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class FeatureEmbedding(nn.Module):
+    """Embed every categorical feature and concatenate the numeric ones.
+
+    All categorical features share one table with per-feature offsets, so the lookup is a single
+    ``nn.Embedding`` call. (batch, n_cat) int64 + (batch, n_num) -> (batch, n_cat * dim + n_num).
+    """
+
+    def __init__(self, cardinalities: Sequence[int], n_numeric: int, dim: int) -> None:
+        super().__init__()
+        cards = torch.tensor([0, *cardinalities], dtype=torch.long)
+        self.register_buffer("offsets", torch.cumsum(cards, 0)[:-1], persistent=False)
+        self.table = nn.Embedding(max(int(cards.sum()), 1), dim)
+        self.out_dim = len(cardinalities) * dim + n_numeric
+
+    def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:
+        # index_select's backward (index_add) is several times faster on CPU than nn.Embedding's.
+        codes = (x_cat + self.offsets).flatten()
+        emb = self.table.weight.index_select(0, codes).view(x_cat.shape[0], -1)
+        return torch.cat([emb, x_num], dim=1)
+
+
+class MLP(nn.Sequential):
+    """Linear + ReLU for each hidden width, then an optional linear output layer."""
+
+    def __init__(self, in_dim: int, units: Sequence[int], out_dim: int | None = None) -> None:
+        layers: list[nn.Module] = []
+        for width in units:
+            layers += [nn.Linear(in_dim, width), nn.ReLU()]
+            in_dim = width
+        if out_dim is not None:
+            layers.append(nn.Linear(in_dim, out_dim))
+            in_dim = out_dim
+        super().__init__(*layers)
+        self.out_dim = in_dim
+
+
+class ExpertGroup(nn.Module):
+    """``n_experts`` independent MLP experts (ReLU after every layer) that read the same input.
+
+    The experts' first layers are fused into one ``Linear(in_dim, n_experts * width)``, which has
+    the same initialisation distribution as separate layers (fan-in ``in_dim``) but is one matrix
+    product; deeper layers are batched per expert. (batch, in_dim) -> (batch, n_experts, units[-1]).
+    """
+
+    def __init__(self, in_dim: int, n_experts: int, units: Sequence[int]) -> None:
+        super().__init__()
+        if n_experts < 1 or not units:
+            raise ValueError(f"an expert group needs n_experts >= 1 and at least one layer, got {n_experts}, {units}")
+        self.n_experts = n_experts
+        self.first = nn.Linear(in_dim, n_experts * units[0])
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        for fan_in, width in zip(units[:-1], units[1:]):
+            bound = 1.0 / math.sqrt(fan_in)
+            self.weights.append(nn.Parameter(torch.empty(n_experts, fan_in, width).uniform_(-bound, bound)))
+            self.biases.append(nn.Parameter(torch.empty(n_experts, width).uniform_(-bound, bound)))
+        self.out_dim = units[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.first(x)).unflatten(-1, (self.n_experts, -1))
+        for weight, bias in zip(self.weights, self.biases):
+            h = torch.relu(torch.einsum("bei,eio->beo", h, weight) + bias)
+        return h
+
+
+class Gate(nn.Module):
+    """Softmax gate: (batch, in_dim) selector -> (batch, n_experts) weights summing to 1."""
+
+    def __init__(self, in_dim: int, n_experts: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(in_dim, n_experts)
+
+    def forward(self, selector: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.linear(selector), dim=-1)
+
+
+def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
+    """Gated sum: (batch, n_experts) weights x (batch, n_experts, dim) experts -> (batch, dim)."""
+    # Broadcast-multiply and sum: a batched (1 x n) @ (n x dim) product per row is far slower.
+    return (weights.unsqueeze(-1) * experts).sum(dim=1)

@@ -1,0 +1,39 @@
+"""Multi-gate Mixture-of-Experts (Ma et al., KDD 2018, Eqs. 5-6).
+
+``f_k(x) = sum_i g_k(x)_i f_i(x)`` with ``g_k(x) = softmax(W_k x)``: n experts shared by all tasks,
+one softmax gate per task selecting on the input x, one tower per task: ``y_k = h_k(f_k(x))``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from torch import nn
+
+from models.base import MTLModel
+from models.layers import ExpertGroup, Gate, mix
+from models.registry import register_model
+
+
+@register_model("mmoe")
+class MMoE(MTLModel):
+    def __init__(
+        self,
+        schema: Mapping[str, Any],
+        *,
+        embedding_dim: int = 4,
+        n_experts: int = 4,
+        expert_units: tuple[int, ...] = (64,),
+        tower_units: tuple[int, ...] = (32,),
+    ) -> None:
+        super().__init__(schema, embedding_dim=embedding_dim)
+        self.embedding = self.make_embedding()
+        self.experts = ExpertGroup(self.input_dim, n_experts, tuple(expert_units))
+        self.gates = nn.ModuleDict({t: Gate(self.input_dim, n_experts) for t in self.task_names})
+        self.towers = self.make_towers(self.experts.out_dim, tower_units)
+
+    def extract(self, x_cat, x_num):
+        x = self.embedding(x_cat, x_num)
+        experts = self.experts(x)  # (batch, n_experts, dim)
+        gates = {t: self.gates[t](x) for t in self.task_names}
+        return {t: mix(g, experts) for t, g in gates.items()}, gates

@@ -1,0 +1,84 @@
+"""Typed, validated configuration read from ``params.yaml``.
+
+Every key is checked: an unknown key, a wrong type or an out-of-range value is refused with the key,
+the value and what is allowed, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names the key and what is allowed."""
+
+
+def load_params(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"parameter file {path} does not exist")
+    with open(path, encoding="utf-8") as handle:
+        params = yaml.safe_load(handle) or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path} must hold a mapping of sections, got {type(params).__name__}")
+    return params
+
+
+def section(params: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    """``params[k1][k2]...``, with an error naming the missing key path."""
+    node: Any = params
+    for depth, key in enumerate(keys):
+        if not isinstance(node, Mapping) or key not in node:
+            raise ConfigError(f"params.yaml has no section {'.'.join(keys[: depth + 1])!r}")
+        node = node[key]
+    return node or {}
+
+
+def _check_type(where: str, value: Any, annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        annotation = next(a for a in options if a is not type(None))
+        origin = typing.get_origin(annotation)
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} = {value!r}: expected a mapping")
+        _, value_type = typing.get_args(annotation)
+        return {str(k): _check_type(f"{where}.{k}", v, value_type) for k, v in value.items()}
+    if origin is typing.Literal:
+        allowed = typing.get_args(annotation)
+        if value not in allowed:
+            raise ConfigError(f"{where} = {value!r}: allowed values are {', '.join(map(repr, allowed))}")
+        return value
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float) and isinstance(value, bool) or not isinstance(value, annotation):
+        raise ConfigError(f"{where} = {value!r}: expected {annotation.__name__}, got {type(value).__name__}")
+    return value
+
+
+def from_mapping(cls: type, mapping: Mapping[str, Any], where: str):
+    """Build dataclass ``cls`` from ``mapping``: unknown keys and wrong types are refused."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; allowed keys: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    values = {k: _check_type(f"{where}.{k}", v, hints[k]) for k, v in mapping.items()}
+    obj = cls(**values)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        check(where)
+    return obj
+
+
+def require(condition: bool, where: str, key: str, value: Any, allowed: str) -> None:
+    if not condition:
+        raise ConfigError(f"{where}.{key} = {value!r}: {allowed}")

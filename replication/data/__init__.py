@@ -1,0 +1,1 @@
+"""Data stage: download and prepare the benchmark data sets."""

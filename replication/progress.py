@@ -1,0 +1,18 @@
+"""Progress bars that stay readable in CI: live bars on a terminal, one line per finished item elsewhere."""
+
+from __future__ import annotations
+
+import sys
+
+from tqdm import tqdm
+
+
+def progress(iterable, **kwargs) -> tqdm:
+    """A tqdm bar on stderr, shown only when stderr is a terminal."""
+    return tqdm(iterable, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True,
+                mininterval=0.5, **kwargs)
+
+
+def log(message: str) -> None:
+    """Print a line without breaking a live progress bar."""
+    tqdm.write(message, file=sys.stderr)

@@ -1,0 +1,270 @@
+"""Train one registered model over several seeds on a processed data set, selecting on validation only.
+
+The whole data set lives as tensors on the device; batches are slices of a shuffled index, so there
+is no per-row DataLoader and no host synchronisation inside an epoch. The joint loss is PLE's
+Eqs. 8-10: ``L = sum_k w_k(t) L_k`` with ``L_k`` averaged over the rows that carry task k's label
+(missing labels are masked, never read as 0) and ``w_k(t) = w_k0 * gamma_k ** t`` (t = epoch - 1;
+constant weights by default).
+
+Model selection: after every epoch the validation metrics are computed; the selected epoch is the one
+with the best validation score (mean over tasks of AUC, or of -MSE for regression tasks; or the main
+task's alone), and training stops after ``patience`` epochs without improvement. Models that share
+no parameter between tasks select each task on its own validation metric. Test metrics are computed
+once, for the selected weights only.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models import create_model
+from models.registry import model_hparams
+from replication.config import ConfigError, require
+from replication.data.processed import Processed, Split
+from replication.io import save_npz, write_json
+from replication.metrics import METRIC_FOR_TASK_TYPE
+from replication.progress import log, progress
+from replication.provenance import environment
+from replication.seeding import seed_everything
+
+RECORD_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training choices the papers leave open; defaults and reasons are in ``params.yaml``."""
+
+    lr: float = 1e-3
+    batch_size: int = 1024
+    max_epochs: int = 100
+    patience: int = 3
+    selection: Literal["mean", "main_task"] = "mean"
+    loss_weights: dict[str, float] = field(default_factory=dict)  # w_k0 per task; missing -> 1
+    loss_weight_decay: dict[str, float] = field(default_factory=dict)  # gamma_k per task; missing -> 1
+    weight_decay: float = 0.0
+    eval_batch_size: int = 16384
+    device: str = "auto"
+    num_threads: int = 0  # 0: torch's default
+
+    def validate(self, where: str) -> None:
+        require(self.lr > 0, where, "lr", self.lr, "must be > 0")
+        require(self.batch_size >= 1, where, "batch_size", self.batch_size, "must be >= 1")
+        require(self.max_epochs >= 1, where, "max_epochs", self.max_epochs, "must be >= 1")
+        require(self.patience >= 1, where, "patience", self.patience, "must be >= 1")
+        require(self.weight_decay >= 0, where, "weight_decay", self.weight_decay, "must be >= 0")
+        require(self.eval_batch_size >= 1, where, "eval_batch_size", self.eval_batch_size, "must be >= 1")
+        require(self.num_threads >= 0, where, "num_threads", self.num_threads, "must be >= 0")
+        require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), where,
+                "device", self.device, "use auto, cpu, cuda, cuda:N or mps")
+        for task, w in self.loss_weights.items():
+            require(w >= 0, where, f"loss_weights.{task}", w, "must be >= 0")
+        for task, g in self.loss_weight_decay.items():
+            require(g > 0, where, f"loss_weight_decay.{task}", g, "must be > 0")
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-9"`` -> [0..9]; ``"0,3,5-6"`` -> [0, 3, 5, 6]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.strip().partition("-")
+            seeds += range(int(lo), int(hi or lo) + 1)
+    except ValueError:
+        raise ConfigError(f"--seeds {text!r}: use a list of non-negative integers and ranges, e.g. 0-9 or 0,2,5-7") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r}: give at least one seed, each once")
+    return seeds
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device = {name!r}, but torch sees no CUDA device; use auto or cpu")
+    return device
+
+
+def joint_loss(outputs: Mapping[str, torch.Tensor], y: torch.Tensor, tasks, weights: torch.Tensor) -> torch.Tensor:
+    """PLE Eq. 8-10: weighted sum over tasks of each task's loss over its labelled rows only."""
+    total = outputs[tasks[0].name].new_zeros(())
+    for k, task in enumerate(tasks):
+        target = y[:, k]
+        observed = ~torch.isnan(target)
+        target = torch.where(observed, target, torch.zeros_like(target))
+        per_row = LOSS_FOR_TASK_TYPE[task.type](outputs[task.name], target)
+        task_loss = (per_row * observed).sum() / observed.sum().clamp(min=1)
+        total = total + weights[k] * task_loss
+    return total
+
+
+LOSS_FOR_TASK_TYPE = {
+    "binary": lambda logit, target: F.binary_cross_entropy_with_logits(logit, target, reduction="none"),
+    "regression": lambda pred, target: F.mse_loss(pred, target, reduction="none"),
+}
+PREDICTION_FOR_TASK_TYPE = {"binary": torch.sigmoid, "regression": lambda x: x}
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, split: Split, tasks, batch_size: int) -> np.ndarray:
+    """Predictions (probabilities for binary tasks) as a (rows, tasks) float64 array."""
+    model.eval()
+    chunks = []
+    for start in range(0, split.rows, batch_size):
+        out = model(split.x_cat[start:start + batch_size], split.x_num[start:start + batch_size]).outputs
+        chunks.append(torch.stack([PREDICTION_FOR_TASK_TYPE[t.type](out[t.name]) for t in tasks], dim=1))
+    model.train()
+    return torch.cat(chunks).double().cpu().numpy()
+
+
+def evaluate(prediction: np.ndarray, y: np.ndarray, tasks) -> dict[str, dict[str, float]]:
+    return {
+        t.name: {METRIC_FOR_TASK_TYPE[t.type].name: METRIC_FOR_TASK_TYPE[t.type].fn(y[:, k], prediction[:, k])}
+        for k, t in enumerate(tasks)
+    }
+
+
+def selection_score(metrics: Mapping[str, Mapping[str, float]], tasks) -> float:
+    """Mean over ``tasks`` of the metric oriented so that larger is better."""
+    values = [METRIC_FOR_TASK_TYPE[t.type].score(metrics[t.name][METRIC_FOR_TASK_TYPE[t.type].name]) for t in tasks]
+    return float(np.mean(values))
+
+
+@dataclass
+class Selection:
+    """Best-so-far bookkeeping for one group of tasks selected together."""
+
+    tasks: tuple
+    score: float = -np.inf
+    epoch: int = 0
+    state: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, score: float, model: torch.nn.Module) -> None:
+        if score > self.score:
+            self.score, self.epoch = score, epoch
+            self.state = copy.deepcopy(model.state_dict())
+
+
+def selection_groups(model, tasks, main_task: str, selection: str) -> list[Selection]:
+    if model.tasks_independent:
+        return [Selection((t,)) for t in tasks]
+    if selection == "main_task":
+        return [Selection(tuple(t for t in tasks if t.name == main_task))]
+    return [Selection(tuple(tasks))]
+
+
+def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seed: int,
+               device: torch.device) -> tuple[dict[str, Any], np.ndarray]:
+    """Train one seed; returns its run record and its (test rows, tasks) predictions."""
+    started = time.perf_counter()
+    tasks = data.tasks
+    seed_everything(seed)
+    model = create_model(model_name, data.schema, **hparams).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    shuffle = torch.Generator(device=device).manual_seed(seed)
+    w0 = torch.tensor([cfg.loss_weights.get(t.name, 1.0) for t in tasks], device=device)
+    gamma = torch.tensor([cfg.loss_weight_decay.get(t.name, 1.0) for t in tasks], device=device)
+    train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
+    groups = selection_groups(model, tasks, data.schema["main_task"], cfg.selection)
+    history = []
+    epochs = progress(range(1, cfg.max_epochs + 1), desc=f"{model_name} seed {seed}", unit="epoch", leave=False)
+    for epoch in epochs:
+        weights = w0 * gamma ** (epoch - 1)
+        order = torch.randperm(train.rows, generator=shuffle, device=device)
+        loss_sum = torch.zeros((), device=device)
+        for start in range(0, train.rows, cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            out = model(train.x_cat[idx], train.x_num[idx])
+            loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+        train_loss = float(loss_sum) / train.rows  # one host synchronisation per epoch
+        if not np.isfinite(train_loss):
+            raise TrainingDiverged(f"{model_name} seed {seed}: training loss became {train_loss} in epoch {epoch}")
+        val_metrics = evaluate(predict(model, val, tasks, cfg.eval_batch_size), data.splits["validation"].y_numpy, tasks)
+        for group in groups:
+            group.update(epoch, selection_score(val_metrics, group.tasks), model)
+        history.append({"epoch": epoch, "train_loss": train_loss, "validation": val_metrics})
+        epochs.set_postfix(val=f"{selection_score(val_metrics, tasks):.4f}")
+        if all(epoch - g.epoch >= cfg.patience for g in groups):
+            break
+
+    test = data.splits["test"].to(device)
+    test_prediction = np.empty((test.rows, len(tasks)))
+    best_epoch, val_best = {}, {}
+    for group in groups:
+        model.load_state_dict(group.state)
+        prediction = predict(model, test, tasks, cfg.eval_batch_size)
+        for t in group.tasks:
+            k = tasks.index(t)
+            test_prediction[:, k] = prediction[:, k]
+            best_epoch[t.name] = group.epoch
+            val_best[t.name] = history[group.epoch - 1]["validation"][t.name]
+    record = {
+        "format": RECORD_FORMAT,
+        "status": "ok",
+        "model": model_name,
+        "hparams": {**model_hparams(model_name), **hparams},
+        "train": asdict(cfg),
+        "seed": seed,
+        "dataset": data.schema["dataset"],
+        "task_group": data.schema["task_group"],
+        "split_seed": data.schema["split_seed"],
+        "data_hash": data.schema["data_hash"],
+        "tasks": [{"name": t.name, "type": t.type} for t in tasks],
+        "main_task": data.schema["main_task"],
+        "validation": val_best,
+        "test": evaluate(test_prediction, data.splits["test"].y_numpy, tasks),
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": time.perf_counter() - started,
+        "environment": environment(str(device)),
+        "history": history,
+    }
+    return record, test_prediction
+
+
+def record_path(out_dir: Path, seed: int) -> Path:
+    return Path(out_dir) / f"seed_{seed}.json"
+
+
+def predictions_path(out_dir: Path, seed: int) -> Path:
+    return Path(out_dir) / f"seed_{seed}.test_predictions.npz"
+
+
+def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
+                seeds: list[int], out_dir: Path) -> list[dict[str, Any]]:
+    """Train every seed and write, per seed, its predictions and then its record (both atomic)."""
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    device = resolve_device(cfg.device)
+    unknown_tasks = sorted((set(cfg.loss_weights) | set(cfg.loss_weight_decay)) - {t.name for t in data.tasks})
+    if unknown_tasks:
+        raise ConfigError(f"loss weights name task(s) {unknown_tasks} not in the data; its tasks are "
+                          f"{[t.name for t in data.tasks]}")
+    records = []
+    for seed in progress(seeds, desc=model_name, unit="seed"):
+        record, test_prediction = train_seed(model_name, hparams, data, cfg, seed, device)
+        save_npz(predictions_path(out_dir, seed), prediction=test_prediction,
+                 y=data.splits["test"].y_numpy, tasks=np.array([t.name for t in data.tasks]))
+        write_json(record_path(out_dir, seed), record)
+        summary = ", ".join(f"{t}: {next(iter(m.values())):.4f}" for t, m in record["test"].items())
+        log(f"{model_name} seed {seed}: test {summary}; best epoch {record['best_epoch']}, "
+            f"{record['epochs_run']} epochs, {record['seconds']:.0f} s")
+        records.append(record)
+    return records

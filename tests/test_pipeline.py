@@ -1,0 +1,108 @@
+"""End to end through the command line users call: download -> prepare -> train -> aggregate.
+
+Trains on a slice of the real mirrored data so the whole path runs in seconds.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from replication.cli import main
+from replication.data.processed import SPLITS, data_hash
+from replication.io import save_npz, write_json
+from tests.conftest import MIRROR
+
+ROWS = {"train": 4000, "validation": 3000, "test": 3000}
+
+
+def slice_processed(src, dst):
+    """Copy a processed directory keeping the first rows of each split, with a consistent schema."""
+    schema = json.loads((src / "schema.json").read_text())
+    for split in SPLITS:
+        with np.load(src / f"{split}.npz") as arrays:
+            save_npz(dst / f"{split}.npz", **{k: arrays[k][: ROWS[split]] for k in arrays.files})
+        schema["splits"][split]["rows"] = ROWS[split]
+    schema["data_hash"] = data_hash(dst)
+    write_json(dst / "schema.json", schema)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    assert main(["download", "census", "--out", str(root / "raw"), "--mirror", str(MIRROR)]) == 0
+    assert main(["prepare", "census", "--raw", str(root / "raw"), "--out", str(root / "full"), "--split-seed", "3"]) == 0
+    slice_processed(root / "full", root / "data")
+    for model in ("single_task", "ple"):
+        code = main(["train", "--data", str(root / "data"), "--model", model, "--seeds", "0-1",
+                     "--out", str(root / "runs" / model), "--set", "train.max_epochs=2",
+                     "--set", "train.batch_size=512"])
+        assert code == 0
+    assert main(["aggregate", "--runs", str(root / "runs"), "--out", str(root / "table")]) == 0
+    return root
+
+
+def test_pipeline_writes_records_predictions_and_table(pipeline):
+    for model in ("single_task", "ple"):
+        names = sorted(p.name for p in (pipeline / "runs" / model).iterdir())
+        assert names == ["seed_0.json", "seed_0.test_predictions.npz", "seed_1.json", "seed_1.test_predictions.npz"]
+    record = json.loads((pipeline / "runs" / "ple" / "seed_1.json").read_text())
+    assert record["split_seed"] == 3 and record["train"]["max_epochs"] == 2 and record["epochs_run"] <= 2
+    assert record["hparams"]["n_levels"] == 2  # read from params.yaml's models.ple section
+    table = pd.read_csv(pipeline / "table.csv")
+    assert sorted(zip(table["model"], table["task"])) == [
+        ("ple", "income"), ("ple", "marital"), ("single_task", "income"), ("single_task", "marital")]
+    assert (table["n_seeds"] == 2).all()
+    assert table["mean"].between(0.5, 1.0).all()
+    with np.load(pipeline / "runs" / "ple" / "seed_0.test_predictions.npz") as saved:
+        assert saved["prediction"].shape == (ROWS["test"], 2)
+        assert ((saved["prediction"] >= 0) & (saved["prediction"] <= 1)).all()
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("download", "prepare", "train", "aggregate", "models"):
+        assert command in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--data", "DATA", "--model", "nope", "--out", "OUT"], "unknown model 'nope'"),
+        (["train", "--data", "DATA", "--model", "ple", "--out", "OUT", "--set", "train.max_epochs=0"],
+         "train.max_epochs = 0"),
+        (["train", "--data", "DATA", "--model", "ple", "--out", "OUT", "--set", "train.epochz=3"],
+         "unknown key(s) train.epochz"),
+        (["train", "--data", "DATA", "--model", "ple", "--out", "OUT", "--set", "models.ple.n_levls=3"],
+         "unknown hyperparameter(s) ['n_levls']"),
+        (["train", "--data", "DATA", "--model", "ple", "--out", "OUT", "--seeds", "x"], "--seeds 'x'"),
+    ],
+)
+def test_bad_train_arguments_exit_2_with_a_message(pipeline, argv, message, capsys):
+    argv = [str(pipeline / "data") if a == "DATA" else str(pipeline / "bad_out") if a == "OUT" else a for a in argv]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (pipeline / "bad_out").exists()  # refused before any output
+
+
+def test_prepare_unknown_task_group_exits_2(pipeline, tmp_path, capsys):
+    assert main(["prepare", "census", "--raw", str(pipeline / "raw"), "--out", str(tmp_path / "p"),
+                 "--task-group", "income-age"]) == 2
+    assert "unknown task group 'income-age'" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+
+
+def test_download_without_any_source_exits_2(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("replication.data.download.UCI_ARCHIVE_URL", "http://127.0.0.1:9/x.zip")
+    monkeypatch.setattr("replication.data.download.UCI_LEGACY_URL", "http://127.0.0.1:9/")
+    assert main(["download", "census", "--out", str(tmp_path / "raw"), "--mirror", str(tmp_path / "empty"),
+                 "--timeout", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "--mirror" in err and "REPLICATION_DATA_MIRROR" in err
+    assert not list((tmp_path / "raw").glob("census-income.*"))

@@ -137,8 +137,8 @@ class Encoder:
 
 
 def _codes(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
-    codes = pd.Categorical(column, categories=values).codes.astype(np.int64)
-    return codes + 1  # unseen values get pandas' -1, hence the reserved code 0
+    codes = pd.Index(values).get_indexer(column).astype(np.int64)
+    return codes + 1  # unseen values get -1, hence the reserved code 0
 
 
 def prepare_census(raw_dir: Path, out_dir: Path, task_group: str = "income-marital", split_seed: int = 0) -> dict:

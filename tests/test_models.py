@@ -1,0 +1,440 @@
+"""Tests for the model zoo (``models``): the shared contract, checked for every registered model, and
+the structure of each model (MMoE's input-selecting gates, CGC == one-level PLE, PLE's shared gate,
+Single-Task's independence, the fused expert group and the offset embedding table).
+
+Everything runs on a small hand-made schema; no data file is read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import models
+from models.layers import ExpertGroup, FeatureEmbedding, mix
+from models.registry import ModelError, model_hparams
+
+ALL_MODELS = models.list_models()
+GATED = ("mmoe", "cgc", "ple")
+SHARED_MODELS = ("shared_bottom", "mmoe", "cgc", "ple")
+BATCH = 16
+CARDS = (5, 3, 7)
+N_NUM = 4
+
+
+def make_schema(cards=CARDS, n_num=N_NUM, tasks=(("t1", "binary"), ("t2", "binary"))) -> dict[str, Any]:
+    return {
+        "features": {
+            "categorical": [{"name": f"c{i}", "cardinality": c} for i, c in enumerate(cards)],
+            "numeric": [f"n{i}" for i in range(n_num)],
+        },
+        "tasks": [{"name": n, "type": t} for n, t in tasks],
+        "main_task": tasks[0][0],
+    }
+
+
+def make_batch(cards=CARDS, n_num=N_NUM, batch=BATCH, seed=123) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    if cards:
+        x_cat = torch.stack([torch.randint(0, c, (batch,), generator=gen) for c in cards], dim=1)
+    else:
+        x_cat = torch.zeros((batch, 0), dtype=torch.int64)
+    x_num = torch.randn(batch, n_num, generator=gen)
+    return x_cat.to(torch.int64), x_num.to(torch.float32)
+
+
+def build(name: str, schema: dict[str, Any] | None = None, seed: int = 0, **hparams: Any):
+    torch.manual_seed(seed)
+    return models.create_model(name, schema if schema is not None else make_schema(), **hparams)
+
+
+def assert_valid_output(model, out, task_names, batch=BATCH) -> None:
+    assert isinstance(out, models.MTLOutput)
+    assert list(out.outputs) == list(task_names)
+    for name, value in out.outputs.items():
+        assert value.shape == (batch,), name
+        assert value.dtype == torch.float32
+        assert torch.isfinite(value).all(), name
+    for name, gate in out.gates.items():
+        assert gate.ndim == 2 and gate.shape[0] == batch, name
+        assert (gate >= 0).all(), name
+        torch.testing.assert_close(gate.sum(-1), torch.ones(batch), atol=1e-6, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Registry
+
+
+def test_registry_lists_the_paper_models() -> None:
+    assert set(ALL_MODELS) >= {"single_task", "shared_bottom", "mmoe", "cgc", "ple"}
+    assert ALL_MODELS == sorted(ALL_MODELS)
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_registered_class_knows_its_name(name: str) -> None:
+    cls = models.get_model_class(name)
+    assert cls.model_name == name
+    assert issubclass(cls, models.MTLModel)
+    assert "embedding_dim" in model_hparams(name)
+
+
+def test_unknown_model_name_lists_registered_models() -> None:
+    with pytest.raises(ModelError) as caught:
+        models.create_model("no_such_model", make_schema())
+    message = str(caught.value)
+    assert "no_such_model" in message
+    for name in ALL_MODELS:
+        assert name in message
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_unknown_hyperparameter_lists_accepted_names(name: str) -> None:
+    with pytest.raises(ModelError) as caught:
+        models.create_model(name, make_schema(), not_a_knob=3)
+    message = str(caught.value)
+    assert "not_a_knob" in message
+    accepted = model_hparams(name)
+    assert accepted
+    for key in accepted:
+        assert key in message
+
+
+def test_model_error_is_a_value_error() -> None:
+    assert issubclass(ModelError, ValueError)
+
+
+# --------------------------------------------------------------------------------------------------
+# The contract, for every registered model
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_forward_contract(name: str) -> None:
+    model = build(name)
+    out = model(*make_batch())
+    assert_valid_output(model, out, ["t1", "t2"])
+    assert model.task_names == ("t1", "t2")
+
+
+@pytest.mark.parametrize("name", GATED)
+def test_gated_models_report_gates(name: str) -> None:
+    out = build(name)(*make_batch())
+    assert out.gates
+    assert all(g.shape[1] >= 2 for g in out.gates.values())
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_gate_rows_depend_on_the_input(name: str) -> None:
+    out = build(name)(*make_batch())
+    for gate_name, gate in out.gates.items():
+        assert not torch.allclose(gate, gate[:1].expand_as(gate)), gate_name
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_every_parameter_gets_a_finite_nonzero_gradient(name: str) -> None:
+    model = build(name)
+    out = model(*make_batch())
+    loss = sum(v.sum() for v in out.outputs.values())
+    loss.backward()
+    for pname, param in model.named_parameters():
+        assert param.grad is not None, pname
+        assert torch.isfinite(param.grad).all(), pname
+        assert (param.grad != 0).any(), pname
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_same_seed_same_parameters_and_outputs(name: str) -> None:
+    x_cat, x_num = make_batch()
+    a, b, c = build(name, seed=7), build(name, seed=7), build(name, seed=8)
+    state_a, state_b, state_c = a.state_dict(), b.state_dict(), c.state_dict()
+    assert list(state_a) == list(state_b)
+    for key in state_a:
+        assert torch.equal(state_a[key], state_b[key]), key
+    assert any(not torch.equal(state_a[k], state_c[k]) for k in state_a)
+    out_a, out_b = a(x_cat, x_num), b(x_cat, x_num)
+    for task in out_a.outputs:
+        assert torch.equal(out_a.outputs[task], out_b.outputs[task])
+    for gate in out_a.gates:
+        assert torch.equal(out_a.gates[gate], out_b.gates[gate])
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("n_tasks", [2, 3, 4])
+def test_any_number_of_tasks(name: str, n_tasks: int) -> None:
+    tasks = tuple((f"task{k}", "binary") for k in range(n_tasks))
+    model = build(name, make_schema(tasks=tasks))
+    out = model(*make_batch())
+    assert_valid_output(model, out, [t for t, _ in tasks])
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_regression_tasks_mixed_with_binary(name: str) -> None:
+    tasks = (("clicks", "regression"), ("buy", "binary"), ("dwell", "regression"))
+    model = build(name, make_schema(tasks=tasks))
+    out = model(*make_batch())
+    assert_valid_output(model, out, ["clicks", "buy", "dwell"])
+    assert [t.type for t in model.tasks] == ["regression", "binary", "regression"]
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_numeric_features_only(name: str) -> None:
+    model = build(name, make_schema(cards=()))
+    x_cat, x_num = make_batch(cards=())
+    out = model(x_cat, x_num)
+    assert_valid_output(model, out, ["t1", "t2"])
+    sum(v.sum() for v in out.outputs.values()).backward()
+    for pname, param in model.named_parameters():
+        assert param.grad is None or torch.isfinite(param.grad).all(), pname
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_categorical_features_only(name: str) -> None:
+    model = build(name, make_schema(n_num=0))
+    x_cat, x_num = make_batch(n_num=0)
+    assert x_num.shape == (BATCH, 0)
+    out = model(x_cat, x_num)
+    assert_valid_output(model, out, ["t1", "t2"])
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_reserved_code_zero_and_largest_code_are_accepted(name: str) -> None:
+    model = build(name)
+    _, x_num = make_batch()
+    zeros = torch.zeros((BATCH, len(CARDS)), dtype=torch.int64)
+    largest = torch.tensor([c - 1 for c in CARDS], dtype=torch.int64).expand(BATCH, -1)
+    for x_cat in (zeros, largest):
+        assert_valid_output(model, model(x_cat, x_num), ["t1", "t2"])
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_tasks_independent_flag_matches_parameter_sharing(name: str) -> None:
+    """A model is task-independent exactly when no parameter influences two tasks' outputs."""
+    model = build(name)
+    x_cat, x_num = make_batch()
+    used = {}
+    for task in ("t1", "t2"):
+        model.zero_grad(set_to_none=True)
+        model(x_cat, x_num).outputs[task].sum().backward()
+        used[task] = {n for n, p in model.named_parameters() if p.grad is not None and (p.grad != 0).any()}
+    assert used["t1"] and used["t2"]
+    shared = used["t1"] & used["t2"]
+    assert model.tasks_independent == (not shared)
+
+
+def test_tasks_independent_values() -> None:
+    assert models.get_model_class("single_task").tasks_independent is True
+    for name in SHARED_MODELS:
+        assert models.get_model_class(name).tasks_independent is False, name
+        assert build(name).tasks_independent is False, name
+
+
+def test_single_task_changing_one_task_leaves_the_other_alone() -> None:
+    model = build("single_task")
+    x_cat, x_num = make_batch()
+    before = model(x_cat, x_num).outputs
+    with torch.no_grad():
+        changed = 0
+        for pname, param in model.named_parameters():
+            if pname.split(".")[1] == "t1":
+                param.add_(torch.randn_like(param))
+                changed += 1
+    assert changed >= 4  # embedding, bottom and tower
+    after = model(x_cat, x_num).outputs
+    assert torch.equal(after["t2"], before["t2"])
+    assert not torch.allclose(after["t1"], before["t1"])
+
+
+def test_shared_bottom_changing_the_bottom_changes_every_task() -> None:
+    model = build("shared_bottom")
+    x_cat, x_num = make_batch()
+    before = model(x_cat, x_num).outputs
+    with torch.no_grad():
+        for param in model.bottom.parameters():
+            param.add_(torch.randn_like(param))
+    after = model(x_cat, x_num).outputs
+    for task in ("t1", "t2"):
+        assert not torch.allclose(after[task], before[task]), task
+
+
+def test_duplicate_task_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="duplicate task names"):
+        build("shared_bottom", make_schema(tasks=(("a", "binary"), ("a", "binary"))))
+
+
+def test_unknown_task_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="classification"):
+        build("shared_bottom", make_schema(tasks=(("a", "binary"), ("b", "classification"))))
+
+
+# --------------------------------------------------------------------------------------------------
+# MMoE
+
+
+def test_mmoe_gates_are_softmax_of_a_linear_map_of_the_embedded_input() -> None:
+    model = build("mmoe", n_experts=3)
+    x_cat, x_num = make_batch()
+    out = model(x_cat, x_num)
+    assert sorted(out.gates) == ["t1", "t2"]
+    with torch.no_grad():
+        x = model.embedding(x_cat, x_num)
+        assert x.shape == (BATCH, len(CARDS) * model.embedding_dim + N_NUM)
+        experts = model.experts(x)
+        for task in ("t1", "t2"):
+            linear = model.gates[task].linear
+            expected_gate = torch.softmax(x @ linear.weight.T + linear.bias, dim=-1)
+            assert out.gates[task].shape == (BATCH, 3)
+            torch.testing.assert_close(out.gates[task], expected_gate, atol=1e-6, rtol=1e-5)
+            mixed = (expected_gate[:, :, None] * experts).sum(1)
+            torch.testing.assert_close(out.outputs[task], model.towers[task](mixed).squeeze(-1), atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(out.gates["t1"], out.gates["t2"])
+
+
+# --------------------------------------------------------------------------------------------------
+# CGC and PLE
+
+
+def test_one_level_ple_has_the_structure_of_cgc() -> None:
+    schema = make_schema(tasks=(("a", "binary"), ("b", "regression"), ("c", "binary")))
+    hp = dict(n_task_experts=3, n_shared_experts=1, expert_units=(8, 6), tower_units=(5,))
+    cgc = build("cgc", schema, seed=1, **hp)
+    ple = build("ple", schema, seed=2, n_levels=1, **hp)
+    cgc_state, ple_state = cgc.state_dict(), ple.state_dict()
+    assert list(cgc_state) == list(ple_state)
+    assert {k: v.shape for k, v in cgc_state.items()} == {k: v.shape for k, v in ple_state.items()}
+
+    x_cat, x_num = make_batch()
+    ple.load_state_dict(cgc_state)
+    out_cgc, out_ple = cgc(x_cat, x_num), ple(x_cat, x_num)
+    assert list(out_cgc.gates) == list(out_ple.gates) == ["level1/a", "level1/b", "level1/c"]
+    for task in ("a", "b", "c"):
+        assert torch.equal(out_cgc.outputs[task], out_ple.outputs[task])
+    for gate in out_cgc.gates:
+        assert torch.equal(out_cgc.gates[gate], out_ple.gates[gate])
+        assert out_cgc.gates[gate].shape == (BATCH, 3 + 1)
+
+
+def test_cgc_has_no_shared_gate() -> None:
+    out = build("cgc")(*make_batch())
+    assert sorted(out.gates) == ["level1/t1", "level1/t2"]
+
+
+def test_ple_default_has_a_shared_gate_on_level_one_only() -> None:
+    n_tasks, m_task, m_shared = 3, 3, 2
+    schema = make_schema(tasks=tuple((f"t{k}", "binary") for k in range(1, n_tasks + 1)))
+    model = build("ple", schema, n_task_experts=m_task, n_shared_experts=m_shared)
+    assert model_hparams("ple")["n_levels"] == 2
+    assert len(model.levels) == 2
+    out = model(*make_batch())
+    assert "level1/shared" in out.gates
+    assert "level2/shared" not in out.gates
+    assert out.gates["level1/shared"].shape == (BATCH, n_tasks * m_task + m_shared)
+    expected_names = {f"level{j}/t{k}" for j in (1, 2) for k in range(1, n_tasks + 1)} | {"level1/shared"}
+    assert set(out.gates) == expected_names
+    for j in (1, 2):
+        for k in range(1, n_tasks + 1):
+            assert out.gates[f"level{j}/t{k}"].shape == (BATCH, m_task + m_shared)
+
+
+def test_ple_three_levels_has_shared_gates_on_all_but_the_last() -> None:
+    out = build("ple", n_levels=3)(*make_batch())
+    assert {g for g in out.gates if g.endswith("/shared")} == {"level1/shared", "level2/shared"}
+
+
+def test_ple_needs_at_least_one_level() -> None:
+    with pytest.raises(ValueError, match="n_levels"):
+        build("ple", n_levels=0)
+
+
+def test_ple_forward_matches_a_manual_computation_of_eqs_6_and_7() -> None:
+    """Level 2's task gates select on level 1's task outputs; its shared experts read level 1's
+    shared-gate output (a mix over every expert of level 1)."""
+    model = build("ple", n_task_experts=2, n_shared_experts=3, expert_units=(8,), tower_units=(4,))
+    x_cat, x_num = make_batch()
+    out = model(x_cat, x_num)
+    tasks = ("t1", "t2")
+
+    def softmax_gate(gate, selector):
+        return torch.softmax(selector @ gate.linear.weight.T + gate.linear.bias, dim=-1)
+
+    with torch.no_grad():
+        x = model.embedding(x_cat, x_num)
+        one, two = model.levels
+        own1 = {t: one.task_experts[t](x) for t in tasks}
+        shared1 = one.shared_experts(x)
+        gates1 = {t: softmax_gate(one.task_gates[t], x) for t in tasks}
+        task_out1 = {t: (gates1[t][:, :, None] * torch.cat([own1[t], shared1], 1)).sum(1) for t in tasks}
+        gate_s = softmax_gate(one.shared_gate, x)
+        shared_out1 = (gate_s[:, :, None] * torch.cat([own1["t1"], own1["t2"], shared1], 1)).sum(1)
+        assert two.shared_gate is None
+        shared2 = two.shared_experts(shared_out1)
+        for t in tasks:
+            gate2 = softmax_gate(two.task_gates[t], task_out1[t])
+            rep = (gate2[:, :, None] * torch.cat([two.task_experts[t](task_out1[t]), shared2], 1)).sum(1)
+            torch.testing.assert_close(out.gates[f"level1/{t}"], gates1[t], atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(out.gates[f"level2/{t}"], gate2, atol=1e-6, rtol=1e-5)
+            torch.testing.assert_close(out.outputs[t], model.towers[t](rep).squeeze(-1), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out.gates["level1/shared"], gate_s, atol=1e-6, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# Layers
+
+
+def test_expert_group_matches_a_loop_over_experts() -> None:
+    torch.manual_seed(3)
+    in_dim, n_experts, units = 7, 3, (6, 5)
+    group = ExpertGroup(in_dim, n_experts, units)
+    assert group.first.weight.shape == (n_experts * units[0], in_dim)
+    assert group.weights[0].shape == (n_experts, units[0], units[1])
+    assert group.out_dim == units[1]
+    x = torch.randn(9, in_dim)
+    got = group(x)
+    assert got.shape == (9, n_experts, units[1])
+    with torch.no_grad():
+        for e in range(n_experts):
+            rows = slice(e * units[0], (e + 1) * units[0])
+            h = torch.relu(x @ group.first.weight[rows].T + group.first.bias[rows])
+            h = torch.relu(h @ group.weights[0][e] + group.biases[0][e])
+            torch.testing.assert_close(got[:, e], h, atol=1e-6, rtol=1e-5)
+    # The experts differ (they are not one expert repeated).
+    assert not torch.allclose(got[:, 0], got[:, 1])
+
+
+def test_expert_group_single_layer_and_bad_arguments() -> None:
+    torch.manual_seed(0)
+    group = ExpertGroup(4, 2, (3,))
+    x = torch.randn(5, 4)
+    expected = torch.relu(group.first(x)).view(5, 2, 3)
+    torch.testing.assert_close(group(x), expected)
+    with pytest.raises(ValueError):
+        ExpertGroup(4, 0, (3,))
+    with pytest.raises(ValueError):
+        ExpertGroup(4, 2, ())
+
+
+def test_mix_is_the_gate_weighted_sum_of_experts() -> None:
+    weights = torch.tensor([[0.25, 0.75], [1.0, 0.0]])
+    experts = torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[5.0, 6.0], [7.0, 8.0]]])
+    torch.testing.assert_close(mix(weights, experts), torch.tensor([[2.5, 3.5], [5.0, 6.0]]))
+
+
+def test_feature_embedding_uses_per_feature_offsets() -> None:
+    cards, dim = (3, 4, 2), 5
+    torch.manual_seed(0)
+    emb = FeatureEmbedding(cards, n_numeric=2, dim=dim)
+    assert emb.table.weight.shape == (3 + 4 + 2, dim)
+    assert emb.out_dim == 3 * dim + 2
+    assert emb.offsets.tolist() == [0, 3, 7]
+    x_cat = torch.tensor([[0, 0, 0], [2, 3, 1], [1, 2, 0]])
+    x_num = torch.tensor([[0.5, -1.0], [2.0, 3.0], [0.0, 0.0]])
+    out = emb(x_cat, x_num)
+    assert out.shape == (3, 3 * dim + 2)
+    table = emb.table.weight.detach()
+    for row in range(3):
+        for f, offset in enumerate((0, 3, 7)):
+            c = int(x_cat[row, f])
+            assert torch.equal(out[row, f * dim:(f + 1) * dim], table[offset + c]), (row, f)
+        assert torch.equal(out[row, 3 * dim:], x_num[row])
+    # Feature 1 code 0 and feature 0 code 3 would collide without offsets; with them, distinct rows.
+    assert not torch.equal(out[0, dim:2 * dim], out[0, :dim])

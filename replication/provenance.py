@@ -12,12 +12,13 @@ PACKAGES = ("torch", "numpy", "scipy", "pandas", "dvc", "tqdm")
 
 
 def git_commit(cwd: Path | None = None) -> str:
-    """HEAD's commit, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
+    """HEAD's commit, with ``-dirty`` when tracked files (except dvc.lock) differ from it; ``unknown`` outside git."""
     cwd = cwd or Path(__file__).resolve().parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                               timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        # dvc.lock changes while `dvc repro` runs; it is state, not code.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!dvc.lock"], cwd=cwd,
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"

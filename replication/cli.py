@@ -61,6 +61,12 @@ def _aggregate(args: argparse.Namespace) -> None:
     aggregate(Path(args.runs), Path(args.out), reference=args.reference)
 
 
+def _stats(args: argparse.Namespace) -> None:
+    from replication.aggregate import write_stats
+
+    write_stats(Path(args.runs), Path(args.out), reference=args.reference)
+
+
 def _models(args: argparse.Namespace) -> None:
     from models import list_models
     from models.registry import model_hparams
@@ -104,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help="model the MTL gain is measured against")
     p.set_defaults(func=_aggregate)
+
+    p = commands.add_parser("stats", help="confidence intervals, paired and DeLong tests, Holm correction")
+    p.add_argument("--runs", required=True, help="folder with one sub-folder of run records per model")
+    p.add_argument("--out", required=True, help="folder for the CSV tables and summary.md")
+    p.add_argument("--reference", default="single_task", help="model every other model is compared with")
+    p.set_defaults(func=_stats)
 
     p = commands.add_parser("models", help="list registered models and their hyperparameters")
     p.set_defaults(func=_models)

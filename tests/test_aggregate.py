@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from replication.aggregate import aggregate, attach_paper, paper_values, summarize, tidy
 from replication.config import ConfigError
-from replication.io import write_json
+from replication.io import save_npz, write_json
 
 TASKS = [{"name": "income", "type": "binary"}, {"name": "marital", "type": "binary"}]
 
@@ -24,36 +25,54 @@ def record(model, seed, income, marital, data_hash="abc", split_seed=0):
 
 RECORDS = [
     record("single_task", 0, 0.940, 0.990), record("single_task", 1, 0.942, 0.992),
-    record("ple", 0, 0.945, 0.991), record("ple", 1, 0.949, 0.991),
+    record("single_task", 2, 0.941, 0.991),
+    record("ple", 0, 0.945, 0.991), record("ple", 1, 0.949, 0.991), record("ple", 2, 0.944, 0.993),
 ]
 
 
 def test_summary_known_values():
     table = summarize(tidy(RECORDS), "single_task").set_index(["model", "task"])
     ple = table.loc[("ple", "income")]
-    assert ple["n_seeds"] == 2 and ple["seeds"] == "0 1"
-    assert ple["mean"] == pytest.approx(0.947, abs=1e-12)
-    assert ple["std"] == pytest.approx(np.std([0.945, 0.949], ddof=1), abs=1e-12)
-    assert ple["mtl_gain"] == pytest.approx(0.947 - 0.941, abs=1e-12)
-    assert table.loc[("ple", "marital"), "mtl_gain"] == pytest.approx(0.991 - 0.991, abs=1e-12)
-    assert table.loc[("single_task", "income"), "mtl_gain"] == 0.0
+    assert ple["n_seeds"] == 3 and ple["seeds"] == "0 1 2" and ple["n_pairs"] == 3
+    assert ple["mean"] == pytest.approx(0.946, abs=1e-12)
+    assert ple["std"] == pytest.approx(np.std([0.945, 0.949, 0.944], ddof=1), abs=1e-12)
+    differences = np.array([0.945 - 0.940, 0.949 - 0.942, 0.944 - 0.941])
+    assert ple["mtl_gain"] == pytest.approx(differences.mean(), abs=1e-12)
+    half = stats.t.ppf(0.975, 2) * differences.std(ddof=1) / np.sqrt(3)
+    assert ple["mtl_gain_low"] == pytest.approx(differences.mean() - half, abs=1e-12)
+    assert ple["mtl_gain_high"] == pytest.approx(differences.mean() + half, abs=1e-12)
+    # One family of two comparisons (income, marital): Holm doubles the smaller p-value.
+    p_income = stats.ttest_rel([0.945, 0.949, 0.944], [0.940, 0.942, 0.941]).pvalue
+    p_marital = stats.ttest_rel([0.991, 0.991, 0.993], [0.990, 0.992, 0.991]).pvalue
+    assert ple["pvalue_holm"] == pytest.approx(min(1.0, 2 * min(p_income, p_marital)), abs=1e-12)
+    assert bool(ple["significant"]) == (ple["pvalue_holm"] < 0.05)
+    assert np.isnan(table.loc[("single_task", "income"), "mtl_gain"])  # the reference has no gain
+    expected_delta = 100 * np.mean([(0.946 - 0.941) / 0.941, (np.mean([0.991, 0.991, 0.993]) - 0.991) / 0.991])
+    assert ple["delta_m_percent"] == pytest.approx(expected_delta, abs=1e-9)
     assert list(table.index.get_level_values(0).unique()) == ["single_task", "ple"]  # reference first
 
 
 def test_gain_sign_follows_metric_direction():
     runs = pd.DataFrame([
-        {"model": "single_task", "seed": 0, "task": "y", "metric": "mse", "higher_is_better": False,
-         "value": 0.50, "n_parameters": 1, "epochs": 1},
-        {"model": "mmoe", "seed": 0, "task": "y", "metric": "mse", "higher_is_better": False,
-         "value": 0.40, "n_parameters": 1, "epochs": 1},
+        {"model": model, "seed": seed, "task": "y", "metric": "mse", "higher_is_better": False,
+         "value": value + 0.01 * seed, "n_parameters": 1, "epochs": 1}
+        for seed in range(3) for model, value in (("single_task", 0.50), ("mmoe", 0.40))
     ])
     table = summarize(runs, "single_task").set_index("model")
     assert table.loc["mmoe", "mtl_gain"] == pytest.approx(0.10)  # lower MSE is a positive gain
+    assert table.loc["mmoe", "delta_m_percent"] == pytest.approx(100 * 0.10 / 0.51)
 
 
 def test_missing_reference_is_refused():
     with pytest.raises(ConfigError, match="reference model 'single_task' has no runs"):
-        summarize(tidy(RECORDS[2:]), "single_task")
+        summarize(tidy(RECORDS[3:]), "single_task")
+
+
+def test_a_model_with_one_paired_seed_gets_no_gain_or_test():
+    runs = tidy(RECORDS[:3] + [record("mmoe", 0, 0.95, 0.99)])
+    row = summarize(runs, "single_task").set_index(["model", "task"]).loc[("mmoe", "income")]
+    assert row["n_pairs"] == 1 and np.isnan(row["mtl_gain"]) and np.isnan(row["pvalue_holm"])
+    assert not row["significant"]
 
 
 def test_records_of_different_protocols_are_refused(tmp_path):
@@ -83,12 +102,27 @@ def test_paper_values_have_sources_and_flag_the_inconsistent_mmoe_cell():
     assert flagged == [("mmoe", "income")]  # every other printed gain adds up
 
 
-def test_aggregate_writes_csv_and_markdown(tmp_path):
+def test_aggregate_writes_csv_markdown_and_delong_counts(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.stack([rng.integers(0, 2, 400), rng.integers(0, 2, 400)], axis=1).astype(float)
     for r in RECORDS:
         write_json(tmp_path / "runs" / r["model"] / f"seed_{r['seed']}.json", r)
+        # PLE's predictions carry the label; the reference's are noise: DeLong must find a difference.
+        signal = y if r["model"] == "ple" else rng.random(y.shape)
+        prediction = 0.5 * signal + 0.5 * rng.random(y.shape)
+        if r["seed"] != 2:  # seed 2 has no saved predictions: counted as not tested
+            save_npz(tmp_path / "runs" / r["model"] / f"seed_{r['seed']}.test_predictions.npz",
+                     prediction=prediction, y=y)
     aggregate(tmp_path / "runs", tmp_path / "table")
-    csv = pd.read_csv(tmp_path / "table.csv")
-    assert len(csv) == 4 and {"mean", "std", "n_seeds", "mtl_gain", "paper_ple_table5_reported"} <= set(csv.columns)
+    csv = pd.read_csv(tmp_path / "table.csv").set_index(["model", "task"])
+    assert len(csv) == 4
+    assert {"mean", "std", "n_seeds", "mtl_gain", "mtl_gain_low", "pvalue_holm", "significant",
+            "paper_ple_table5_reported"} <= set(csv.columns)
+    assert csv.loc[("ple", "income"), "delong_seeds"] == 2
+    assert csv.loc[("ple", "income"), "delong_significant_seeds"] == 2
     md = (tmp_path / "table.md").read_text()
-    assert "| ple | income | auc | 2 | 0.9470 ± 0.0028 | +0.0060 |" in md
+    gain = csv.loc[("ple", "income")]
+    cell = f"{gain['mtl_gain']:+.4f} [{gain['mtl_gain_low']:+.4f}, {gain['mtl_gain_high']:+.4f}]"
+    assert f"| ple | income | auc | 3 | 0.9460 ± 0.0026 | {cell}" in md
+    assert "| 2/2 |" in md
     assert "10.1145/3383313.3412236" in md

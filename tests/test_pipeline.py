@@ -42,6 +42,7 @@ def pipeline(tmp_path_factory):
                      "--set", "train.batch_size=512"])
         assert code == 0
     assert main(["aggregate", "--runs", str(root / "runs"), "--out", str(root / "table")]) == 0
+    assert main(["stats", "--runs", str(root / "runs"), "--out", str(root / "stats")]) == 0
     return root
 
 
@@ -62,12 +63,28 @@ def test_pipeline_writes_records_predictions_and_table(pipeline):
         assert ((saved["prediction"] >= 0) & (saved["prediction"] <= 1)).all()
 
 
+def test_stats_writes_tidy_tables_that_agree_with_the_results_table(pipeline):
+    names = sorted(p.name for p in (pipeline / "stats").iterdir())
+    assert names == ["comparisons.csv", "delong.csv", "delta_m.csv", "per_model.csv", "summary.md"]
+    comparisons = pd.read_csv(pipeline / "stats" / "comparisons.csv").set_index(["model", "task"])
+    assert list(comparisons.index) == [("ple", "income"), ("ple", "marital")]
+    assert (comparisons["n_pairs"] == 2).all()
+    delong = pd.read_csv(pipeline / "stats" / "delong.csv")
+    assert len(delong) == 4 and delong["pvalue"].between(0, 1).all()  # 2 seeds x 2 tasks
+    table = pd.read_csv(pipeline / "table.csv").set_index(["model", "task"])
+    for key in comparisons.index:
+        assert table.loc[key, "mtl_gain"] == pytest.approx(comparisons.loc[key, "gain"], rel=1e-5)
+        assert table.loc[key, "pvalue_holm"] == pytest.approx(comparisons.loc[key, "t_pvalue_holm"], rel=1e-5)
+        assert table.loc[key, "delong_seeds"] == 2
+    assert "cannot reach" in (pipeline / "stats" / "summary.md").read_text()  # 2 pairs: Wilcoxon min p = 0.5
+
+
 def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for command in ("download", "prepare", "train", "aggregate", "models"):
+    for command in ("download", "prepare", "train", "aggregate", "stats", "models"):
         assert command in text
 
 

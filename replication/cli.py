@@ -22,7 +22,8 @@ def _prepare(args: argparse.Namespace) -> None:
     from replication.data.census import prepare_census
     from replication.progress import log
 
-    schema = prepare_census(args.raw, args.out, task_group=args.task_group, split_seed=args.split_seed)
+    schema = prepare_census(args.raw, args.out, task_group=args.task_group, split_seed=args.split_seed,
+                            numeric_buckets=args.numeric_buckets)
     rows = ", ".join(f"{name} {info['rows']}" for name, info in schema["splits"].items())
     log(f"prepared {schema['task_group']} in {args.out}: {rows}")
 
@@ -93,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for the processed arrays")
     p.add_argument("--task-group", default="income-marital", help="income-marital or education-marital")
     p.add_argument("--split-seed", type=int, default=0, help="seed of the validation/test split")
+    p.add_argument("--numeric-buckets", type=int, default=0,
+                   help="also embed each continuous column's training-quantile bucket (0 = off)")
     p.set_defaults(func=_prepare)
 
     p = commands.add_parser("train", help="train one model over several seeds")

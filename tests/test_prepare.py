@@ -425,3 +425,26 @@ def test_encoder_scales_numeric_columns_with_training_statistics() -> None:
     k = NUMERIC.index("age")
     np.testing.assert_allclose(x_num[:, k], [2.0, -1.0], rtol=1e-6)
     np.testing.assert_array_equal(x_num[:, NUMERIC.index("wage_per_hour")], [0.0, 0.0])
+
+
+def test_numeric_buckets_add_one_quantile_feature_per_continuous_column() -> None:
+    ages = ["0", "10", "20", "30", "40", "50", "60", "70"]
+    train = tiny_frame([{"age": a} for a in ages])
+    encoder = Encoder.fit(train, CATEGORICAL, numeric_buckets=4)
+    names = [f["name"] for f in encoder.categorical_features()]
+    assert names == list(CATEGORICAL) + [f"{c}_bucket" for c in NUMERIC]
+    # Quartile edges of log1p(age) on the training rows: 4 buckets -> codes 1..4 (0 stays reserved).
+    edges = np.quantile(np.log1p(np.array(ages, dtype=float)), [0.25, 0.5, 0.75])
+    np.testing.assert_allclose(encoder.edges["age"], edges)
+    assert encoder.categorical_features()[len(CATEGORICAL) + NUMERIC.index("age")]["cardinality"] == 5
+    x_cat, _ = encoder.transform(tiny_frame([{"age": "0"}, {"age": "35"}, {"age": "1000"}]))
+    assert x_cat.shape[1] == len(CATEGORICAL) + len(NUMERIC)
+    assert x_cat[:, len(CATEGORICAL) + NUMERIC.index("age")].tolist() == [1, 3, 4]
+    # A constant column has a single edge: two codes, both within its cardinality.
+    k = len(CATEGORICAL) + NUMERIC.index("wage_per_hour")
+    assert x_cat[:, k].max() < encoder.categorical_features()[k]["cardinality"]
+
+
+def test_numeric_buckets_must_be_zero_or_at_least_two(tmp_path: Path) -> None:
+    with pytest.raises(census.PrepareError, match="numeric_buckets = 1"):
+        census.prepare_census(tmp_path, tmp_path / "out", numeric_buckets=1)

@@ -14,7 +14,7 @@ float32 (n, n_num), ``y`` float32 (n, n_tasks), NaN where a label is missing) an
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -122,18 +122,30 @@ class Encoder:
     vocab: dict[str, tuple[str, ...]]  # column -> sorted values seen in training (code = index + 1)
     mean: dict[str, float]
     std: dict[str, float]
+    # Optional: numeric column -> interior quantile edges; its bucket becomes an extra categorical feature.
+    edges: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, train: pd.DataFrame, categorical: tuple[str, ...]) -> "Encoder":
+    def fit(cls, train: pd.DataFrame, categorical: tuple[str, ...], numeric_buckets: int = 0) -> "Encoder":
         vocab = {c: tuple(sorted(train[c].unique())) for c in categorical}
         num = np.log1p(train[list(NUMERIC)].astype(np.float64))
-        return cls(vocab, num.mean().to_dict(), num.std(ddof=0).replace(0.0, 1.0).to_dict())
+        edges = {}
+        if numeric_buckets > 1:
+            quantiles = np.linspace(0, 1, numeric_buckets + 1)[1:-1]
+            edges = {c: tuple(np.unique(np.quantile(num[c], quantiles))) for c in NUMERIC}
+        return cls(vocab, num.mean().to_dict(), num.std(ddof=0).replace(0.0, 1.0).to_dict(), edges)
+
+    def categorical_features(self) -> list[dict]:
+        """Name and cardinality (code 0 included) of every categorical feature, in column order."""
+        return [{"name": c, "cardinality": len(v) + 1} for c, v in self.vocab.items()] + [
+            {"name": f"{c}_bucket", "cardinality": len(e) + 2} for c, e in self.edges.items()]
 
     def transform(self, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        x_cat = np.stack([_codes(frame[c], values) for c, values in self.vocab.items()], axis=1)
         num = np.log1p(frame[list(NUMERIC)].astype(np.float64))
+        codes = [_codes(frame[c], values) for c, values in self.vocab.items()]
+        codes += [np.searchsorted(e, num[c].to_numpy(), side="right") + 1 for c, e in self.edges.items()]
         x_num = ((num - pd.Series(self.mean)) / pd.Series(self.std)).to_numpy(np.float32)
-        return x_cat.astype(np.int64), x_num
+        return np.stack(codes, axis=1).astype(np.int64), x_num
 
 
 def _codes(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
@@ -141,10 +153,13 @@ def _codes(column: pd.Series, values: tuple[str, ...]) -> np.ndarray:
     return codes + 1  # unseen values get -1, hence the reserved code 0
 
 
-def prepare_census(raw_dir: Path, out_dir: Path, task_group: str = "income-marital", split_seed: int = 0) -> dict:
+def prepare_census(raw_dir: Path, out_dir: Path, task_group: str = "income-marital", split_seed: int = 0,
+                   numeric_buckets: int = 0) -> dict:
     """Build the processed arrays and schema for one task group; returns the schema."""
     if task_group not in TASK_GROUPS:
         raise PrepareError(f"unknown task group {task_group!r}; choose one of {', '.join(TASK_GROUPS)}")
+    if numeric_buckets < 0 or numeric_buckets == 1:
+        raise PrepareError(f"numeric_buckets = {numeric_buckets}: use 0 (off) or at least 2 quantile buckets")
     tasks = TASK_GROUPS[task_group]
     frames = {name: read_raw(Path(raw_dir) / name) for name in (TRAIN_FILE, TEST_FILE)}
     for name, frame in frames.items():
@@ -163,7 +178,7 @@ def prepare_census(raw_dir: Path, out_dir: Path, task_group: str = "income-marit
         "validation": frames[TEST_FILE].iloc[val_idx],
         "test": frames[TEST_FILE].iloc[test_idx],
     }
-    encoder = Encoder.fit(train, categorical)
+    encoder = Encoder.fit(train, categorical, numeric_buckets)
     out_dir = Path(out_dir)
     split_info = {}
     for split, frame in splits.items():
@@ -183,7 +198,7 @@ def prepare_census(raw_dir: Path, out_dir: Path, task_group: str = "income-marit
         "split_seed": split_seed,
         "raw_sha256": raw_hashes,
         "features": {
-            "categorical": [{"name": c, "cardinality": len(v) + 1} for c, v in encoder.vocab.items()],
+            "categorical": encoder.categorical_features(),
             "numeric": list(NUMERIC),
             "numeric_transform": "log1p, then standardised with the training mean and std",
             "dropped": list(DROPPED),
@@ -194,6 +209,8 @@ def prepare_census(raw_dir: Path, out_dir: Path, task_group: str = "income-marit
         "splits": split_info,
         "data_hash": data_hash(out_dir),
     }
+    if numeric_buckets:
+        schema["features"]["numeric_buckets"] = numeric_buckets
     write_json(out_dir / "schema.json", schema)
     return schema
 

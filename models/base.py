@@ -68,17 +68,27 @@ class MTLModel(nn.Module):
     model_name: str = ""
     tasks_independent: bool = False
 
-    def __init__(self, schema: Mapping[str, Any], *, embedding_dim: int) -> None:
+    def __init__(self, schema: Mapping[str, Any], *, embedding_dim: int = 8, embedding_std: float = 0.01) -> None:
+        """The input hyperparameters every model shares (a model's ``**common`` passes them here).
+
+        ``embedding_std``: embeddings start as N(0, std^2). ``nn.Embedding``'s default std of 1
+        makes the 31 x dim embedded inputs swamp the numeric ones; on census validation it costs
+        about 0.003 income AUC (MMoE, seed 0: 0.9444 at std 1 against 0.9476 at std 0.01).
+        """
         super().__init__()
+        if embedding_dim < 1 or embedding_std <= 0:
+            raise ValueError(f"need embedding_dim >= 1 and embedding_std > 0, got {embedding_dim}, {embedding_std}")
         self.input_spec = InputSpec.from_schema(schema)
         self.tasks = tasks_from_schema(schema)
         self.task_names = tuple(t.name for t in self.tasks)
         if len(set(self.task_names)) != len(self.task_names):
             raise ValueError(f"duplicate task names in schema: {self.task_names}")
         self.embedding_dim = embedding_dim
+        self.embedding_std = embedding_std
 
     def make_embedding(self) -> FeatureEmbedding:
-        return FeatureEmbedding(self.input_spec.cardinalities, self.input_spec.n_numeric, self.embedding_dim)
+        return FeatureEmbedding(self.input_spec.cardinalities, self.input_spec.n_numeric, self.embedding_dim,
+                                self.embedding_std)
 
     @property
     def input_dim(self) -> int:

@@ -19,18 +19,18 @@ class CGC(PLE):
         self,
         schema: Mapping[str, Any],
         *,
-        embedding_dim: int = 4,
         n_task_experts: int = 2,
         n_shared_experts: int = 2,
         expert_units: tuple[int, ...] = (64,),
         tower_units: tuple[int, ...] = (32,),
+        **common: Any,
     ) -> None:
         super().__init__(
             schema,
-            embedding_dim=embedding_dim,
             n_levels=1,
             n_task_experts=n_task_experts,
             n_shared_experts=n_shared_experts,
             expert_units=expert_units,
             tower_units=tower_units,
+            **common,
         )

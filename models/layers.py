@@ -14,13 +14,15 @@ class FeatureEmbedding(nn.Module):
 
     All categorical features share one table with per-feature offsets, so the lookup is a single
     ``nn.Embedding`` call. (batch, n_cat) int64 + (batch, n_num) -> (batch, n_cat * dim + n_num).
+    The table starts as N(0, ``std``^2).
     """
 
-    def __init__(self, cardinalities: Sequence[int], n_numeric: int, dim: int) -> None:
+    def __init__(self, cardinalities: Sequence[int], n_numeric: int, dim: int, std: float = 0.01) -> None:
         super().__init__()
         cards = torch.tensor([0, *cardinalities], dtype=torch.long)
         self.register_buffer("offsets", torch.cumsum(cards, 0)[:-1], persistent=False)
         self.table = nn.Embedding(max(int(cards.sum()), 1), dim)
+        nn.init.normal_(self.table.weight, std=std)
         self.out_dim = len(cardinalities) * dim + n_numeric
 
     def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> torch.Tensor:

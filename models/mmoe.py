@@ -21,12 +21,12 @@ class MMoE(MTLModel):
         self,
         schema: Mapping[str, Any],
         *,
-        embedding_dim: int = 4,
         n_experts: int = 4,
         expert_units: tuple[int, ...] = (64,),
         tower_units: tuple[int, ...] = (32,),
+        **common: Any,
     ) -> None:
-        super().__init__(schema, embedding_dim=embedding_dim)
+        super().__init__(schema, **common)
         self.embedding = self.make_embedding()
         self.experts = ExpertGroup(self.input_dim, n_experts, tuple(expert_units))
         self.gates = nn.ModuleDict({t: Gate(self.input_dim, n_experts) for t in self.task_names})

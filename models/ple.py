@@ -74,14 +74,14 @@ class PLE(MTLModel):
         self,
         schema: Mapping[str, Any],
         *,
-        embedding_dim: int = 4,
         n_levels: int = 2,
         n_task_experts: int = 2,
         n_shared_experts: int = 2,
         expert_units: tuple[int, ...] = (64,),
         tower_units: tuple[int, ...] = (32,),
+        **common: Any,
     ) -> None:
-        super().__init__(schema, embedding_dim=embedding_dim)
+        super().__init__(schema, **common)
         if n_levels < 1:
             raise ValueError(f"PLE needs n_levels >= 1, got {n_levels}")
         self.embedding = self.make_embedding()

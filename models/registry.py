@@ -59,14 +59,20 @@ def get_model_class(name: str) -> type:
         raise ModelError(f"unknown model {name!r}; registered models: {', '.join(list_models())}") from None
 
 
+def _keyword_defaults(function: Callable) -> tuple[dict[str, Any], bool]:
+    parameters = inspect.signature(function).parameters.values()
+    own = {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+    return own, any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 def model_hparams(name: str) -> dict[str, Any]:
-    """The keyword hyperparameters a model accepts, with their defaults."""
-    signature = inspect.signature(get_model_class(name).__init__)
-    return {
-        p.name: p.default
-        for p in signature.parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+    """The keyword hyperparameters a model accepts, with their defaults: its own, then the input
+    hyperparameters every model shares (``MTLModel.__init__``'s) when it passes ``**common`` on."""
+    from models.base import MTLModel
+
+    own, passes_common = _keyword_defaults(get_model_class(name).__init__)
+    common = _keyword_defaults(MTLModel.__init__)[0] if passes_common else {}
+    return {**own, **common}
 
 
 def create_model(name: str, schema: Mapping[str, Any], **hparams: Any):

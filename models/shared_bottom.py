@@ -19,11 +19,11 @@ class SharedBottom(MTLModel):
         self,
         schema: Mapping[str, Any],
         *,
-        embedding_dim: int = 4,
         bottom_units: tuple[int, ...] = (128,),
         tower_units: tuple[int, ...] = (32,),
+        **common: Any,
     ) -> None:
-        super().__init__(schema, embedding_dim=embedding_dim)
+        super().__init__(schema, **common)
         self.embedding = self.make_embedding()
         self.bottom = MLP(self.input_dim, tuple(bottom_units))
         self.towers = self.make_towers(self.bottom.out_dim, tower_units)

@@ -24,11 +24,11 @@ class SingleTask(MTLModel):
         self,
         schema: Mapping[str, Any],
         *,
-        embedding_dim: int = 4,
         bottom_units: tuple[int, ...] = (128,),
         tower_units: tuple[int, ...] = (32,),
+        **common: Any,
     ) -> None:
-        super().__init__(schema, embedding_dim=embedding_dim)
+        super().__init__(schema, **common)
         self.embeddings = nn.ModuleDict({t: self.make_embedding() for t in self.task_names})
         self.bottoms = nn.ModuleDict({t: MLP(self.input_dim, tuple(bottom_units)) for t in self.task_names})
         self.towers = self.make_towers(self.bottoms[self.task_names[0]].out_dim, tower_units)

@@ -51,7 +51,7 @@ def _train(args: argparse.Namespace) -> None:
 
     params = apply_overrides(load_params(args.params), args.set)
     cfg = from_mapping(TrainConfig, section(params, "train"), "train")
-    hparams = dict(section(params, "models").get(args.model) or {})
+    hparams = {**section(params, "model_common"), **(section(params, "models").get(args.model) or {})}
     seeds = parse_seeds(args.seeds)
     train_model(args.model, hparams, load_processed(args.data), cfg, seeds, Path(args.out))
 

@@ -7,9 +7,9 @@ import sys
 from tqdm import tqdm
 
 
-def progress(iterable, **kwargs) -> tqdm:
-    """A tqdm bar on stderr, shown only when stderr is a terminal."""
-    return tqdm(iterable, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True,
+def progress(iterable=None, *, disable: bool = False, **kwargs) -> tqdm:
+    """A tqdm bar on stderr, shown only when stderr is a terminal (and ``disable`` is false)."""
+    return tqdm(iterable, file=sys.stderr, disable=disable or not sys.stderr.isatty(), dynamic_ncols=True,
                 mininterval=0.5, **kwargs)
 
 

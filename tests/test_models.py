@@ -77,7 +77,23 @@ def test_registered_class_knows_its_name(name: str) -> None:
     cls = models.get_model_class(name)
     assert cls.model_name == name
     assert issubclass(cls, models.MTLModel)
-    assert "embedding_dim" in model_hparams(name)
+    # Every model passes the shared input hyperparameters on to MTLModel (params.yaml's model_common).
+    assert {"embedding_dim": 8, "embedding_std": 0.01}.items() <= model_hparams(name).items()
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
+def test_shared_input_hyperparameters_reach_the_embedding(name: str) -> None:
+    model = build(name, schema=make_schema(cards=(400, 300)), embedding_dim=6, embedding_std=0.05)
+    tables = [m.table.weight.detach() for m in model.modules() if isinstance(m, FeatureEmbedding)]
+    assert tables and all(t.shape == (700, 6) for t in tables)
+    for table in tables:  # 4,200 draws of N(0, 0.05^2): the sample std is within 5% of 0.05
+        assert abs(float(table.std()) - 0.05) < 0.0025
+        assert abs(float(table.mean())) < 0.003
+
+
+def test_bad_shared_input_hyperparameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="embedding_std > 0"):
+        build("mmoe", embedding_std=0.0)
 
 
 def test_unknown_model_name_lists_registered_models() -> None:

@@ -39,7 +39,7 @@ def pipeline(tmp_path_factory):
     for model in ("single_task", "ple"):
         code = main(["train", "--data", str(root / "data"), "--model", model, "--seeds", "0-1",
                      "--out", str(root / "runs" / model), "--set", "train.max_epochs=2",
-                     "--set", "train.batch_size=512"])
+                     "--set", "train.batch_size=128", "--set", "model_common.embedding_dim=4"])
         assert code == 0
     assert main(["aggregate", "--runs", str(root / "runs"), "--out", str(root / "table")]) == 0
     assert main(["stats", "--runs", str(root / "runs"), "--out", str(root / "stats")]) == 0
@@ -53,6 +53,8 @@ def test_pipeline_writes_records_predictions_and_table(pipeline):
     record = json.loads((pipeline / "runs" / "ple" / "seed_1.json").read_text())
     assert record["split_seed"] == 3 and record["train"]["max_epochs"] == 2 and record["epochs_run"] <= 2
     assert record["hparams"]["n_levels"] == 2  # read from params.yaml's models.ple section
+    # model_common reaches every model: one key overridden on the command line, one from params.yaml
+    assert record["hparams"]["embedding_dim"] == 4 and record["hparams"]["embedding_std"] == 0.01
     table = pd.read_csv(pipeline / "table.csv")
     assert sorted(zip(table["model"], table["task"])) == [
         ("ple", "income"), ("ple", "marital"), ("single_task", "income"), ("single_task", "marital")]

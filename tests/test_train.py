@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import models
+import replication.train as train_module
 from models.base import TaskSpec
 from replication.config import ConfigError, from_mapping
 from replication.data.census import prepare_census
@@ -44,7 +45,8 @@ SMALL = {"expert_units": (16,), "tower_units": (8,)}  # small MMoE, to keep the 
 
 
 def config(**overrides) -> TrainConfig:
-    base = dict(max_epochs=2, patience=2, batch_size=512, device="cpu", eval_batch_size=4096)
+    base = dict(max_epochs=2, patience=2, batch_size=512, device="cpu", eval_batch_size=4096, seed_workers=1,
+                num_threads=1)
     return TrainConfig(**{**base, **overrides})
 
 
@@ -299,7 +301,7 @@ def test_record_fields(mmoe_run, data: Processed) -> None:
     assert record["status"] == "ok"
     assert record["model"] == "mmoe"
     hparams = record["hparams"]
-    assert hparams["embedding_dim"] == 4  # a default, recorded
+    assert hparams["embedding_dim"] == 8  # a default, recorded
     assert hparams["n_experts"] == 4
     assert tuple(hparams["expert_units"]) == (16,) and tuple(hparams["tower_units"]) == (8,)
     assert set(hparams) == set(models.registry.model_hparams("mmoe"))
@@ -345,6 +347,31 @@ def test_train_model_writes_a_record_and_predictions_per_seed(data: Processed, t
         for k, task in enumerate(TASKS):
             assert record["test"][task]["auc"] == auc(y[:, k], prediction[:, k])
     assert records[0]["test"] != records[1]["test"]
+
+
+def test_seeds_in_worker_processes_give_the_records_of_one_process(data: Processed, tmp_path: Path) -> None:
+    """Two spawned single-threaded workers reproduce, seed for seed, the runs of this process."""
+    cfg = config(max_epochs=2, patience=2)
+    alone = train_model("mmoe", SMALL, data, cfg, [3, 4], tmp_path / "alone")
+    pooled = train_model("mmoe", SMALL, data, dataclasses.replace(cfg, seed_workers=2), [3, 4], tmp_path / "pool")
+    assert [r["seed"] for r in pooled] == [3, 4]
+    for a, b in zip(alone, pooled):
+        assert a["history"] == b["history"] and a["test"] == b["test"]
+        assert json.loads(record_path(tmp_path / "pool", b["seed"]).read_text(encoding="utf-8"))["test"] == b["test"]
+    assert alone[0]["test"] != alone[1]["test"]
+
+
+@pytest.mark.parametrize(("workers", "threads", "seeds", "cores", "expected"), [
+    (0, 0, 10, 2, (2, 1)),  # auto: one single-threaded process per core
+    (0, 0, 1, 16, (1, 16)),  # never more processes than seeds
+    (3, 0, 10, 16, (3, 5)),  # the cores divided among the workers
+    (1, 4, 10, 2, (1, 4)),  # both given
+])
+def test_plan_workers_on_cpu(monkeypatch, workers, threads, seeds, cores, expected) -> None:
+    monkeypatch.setattr(train_module, "cpu_cores", lambda: cores)
+    cfg = config(seed_workers=workers, num_threads=threads)
+    assert train_module.plan_workers(cfg, CPU, seeds) == expected
+    assert train_module.plan_workers(dataclasses.replace(cfg, seed_workers=0), torch.device("cuda"), seeds)[0] == 1
 
 
 def test_train_model_refuses_loss_weights_for_unknown_tasks(data: Processed, tmp_path: Path) -> None:
@@ -420,7 +447,7 @@ def test_from_mapping_refuses_a_wrong_type(key: str, value) -> None:
 @pytest.mark.parametrize(
     ("key", "value"),
     [("max_epochs", 0), ("lr", -1), ("lr", 0), ("patience", 0), ("batch_size", 0), ("weight_decay", -0.5),
-     ("device", "tpu"), ("num_threads", -1)],
+     ("device", "tpu"), ("num_threads", -1), ("seed_workers", -1)],
 )
 def test_from_mapping_refuses_an_out_of_range_value(key: str, value) -> None:
     with pytest.raises(ConfigError) as caught:

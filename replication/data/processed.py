@@ -39,6 +39,15 @@ class Split:
     def head(self, rows: int) -> "Split":
         return Split(self.x_cat[:rows], self.x_num[:rows], self.y[:rows], self.y_numpy[:rows])
 
+    def __reduce__(self):
+        # Pickled (to the trainer's worker processes) as NumPy arrays: plain bytes through the pipe,
+        # not torch's shared-memory tensors, which a small /dev/shm (Docker's 64 MB) cannot hold.
+        return _split_from_numpy, (self.x_cat.cpu().numpy(), self.x_num.cpu().numpy(), self.y.cpu().numpy(), self.y_numpy)
+
+
+def _split_from_numpy(x_cat: np.ndarray, x_num: np.ndarray, y: np.ndarray, y_numpy: np.ndarray) -> Split:
+    return Split(torch.from_numpy(x_cat), torch.from_numpy(x_num), torch.from_numpy(y), y_numpy)
+
 
 @dataclass(frozen=True)
 class Processed:

@@ -17,6 +17,11 @@ from torch import nn
 from models.layers import MLP, FeatureEmbedding
 
 TASK_TYPES = ("binary", "regression")
+SHARED = "shared"  # owner of experts every task may use, in gate and expert labels
+
+
+def expert_labels(owner: str, n: int) -> tuple[str, ...]:
+    return tuple(f"{owner}/{i}" for i in range(n))
 
 
 class MTLOutput(NamedTuple):
@@ -102,6 +107,17 @@ class MTLModel(nn.Module):
         self, x_cat: torch.Tensor, x_num: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         raise NotImplementedError
+
+    def gate_experts(self) -> dict[str, tuple[str, ...]]:
+        """For each gate ``forward`` reports, the expert behind each of its columns, labelled
+        ``{owner}/{index}`` with owner a task name (a task-specific expert) or ``shared``. Gate names
+        are ``level{j}/{name}`` in multi-level models. Empty for ungated models."""
+        return {}
+
+    def regularization(self) -> torch.Tensor | None:
+        """An extra term the trainer adds to the joint loss, or None (most models). Models whose tasks
+        are tied through the loss rather than through shared parameters (L2-Constrained) return it."""
+        return None
 
     def forward(self, x_cat: torch.Tensor, x_num: torch.Tensor) -> MTLOutput:
         reps, gates = self.extract(x_cat, x_num)

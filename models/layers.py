@@ -91,3 +91,14 @@ def mix(weights: torch.Tensor, experts: torch.Tensor) -> torch.Tensor:
     """Gated sum: (batch, n_experts) weights x (batch, n_experts, dim) experts -> (batch, dim)."""
     # Broadcast-multiply and sum: a batched (1 x n) @ (n x dim) product per row is far slower.
     return (weights.unsqueeze(-1) * experts).sum(dim=1)
+
+
+def mostly_self(n: int, self_weight: float) -> torch.Tensor:
+    """(n, n) mixing matrix: ``self_weight`` on the diagonal, the rest of each row spread evenly.
+
+    Misra et al.'s recommended start for cross-stitch units (0.9 / 0.1): each unit begins mostly
+    itself, so the tasks begin nearly apart and learn how much to mix."""
+    if n == 1:
+        return torch.ones(1, 1)
+    other = (1.0 - self_weight) / (n - 1)
+    return torch.full((n, n), other) + torch.eye(n) * (self_weight - other)

@@ -10,7 +10,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from models.base import MTLModel
+from models.base import SHARED, MTLModel, expert_labels
 from models.layers import ExpertGroup, Gate, mix
 from models.registry import register_model
 
@@ -31,6 +31,9 @@ class MMoE(MTLModel):
         self.experts = ExpertGroup(self.input_dim, n_experts, tuple(expert_units))
         self.gates = nn.ModuleDict({t: Gate(self.input_dim, n_experts) for t in self.task_names})
         self.towers = self.make_towers(self.experts.out_dim, tower_units)
+
+    def gate_experts(self):
+        return {t: expert_labels(SHARED, self.experts.n_experts) for t in self.task_names}
 
     def extract(self, x_cat, x_num):
         x = self.embedding(x_cat, x_num)

@@ -16,11 +16,9 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from models.base import MTLModel
+from models.base import SHARED, MTLModel, expert_labels
 from models.layers import ExpertGroup, Gate, mix
 from models.registry import register_model
-
-SHARED = "shared"
 
 
 class ExtractionLayer(nn.Module):
@@ -50,6 +48,15 @@ class ExtractionLayer(nn.Module):
         n_all = len(self.task_names) * n_task_experts + n_shared_experts
         self.shared_gate = Gate(in_dim, n_all) if shared_gate else None
         self.out_dim = self.shared_experts.out_dim
+
+    def gate_experts(self) -> dict[str, tuple[str, ...]]:
+        """Each gate's experts in column order: task gates see [own ; shared], the shared gate all."""
+        own = {t: expert_labels(t, self.task_experts[t].n_experts) for t in self.task_names}
+        shared = expert_labels(SHARED, self.shared_experts.n_experts)
+        labels = {t: own[t] + shared for t in self.task_names}
+        if self.shared_gate is not None:
+            labels[SHARED] = sum((own[t] for t in self.task_names), ()) + shared
+        return labels
 
     def forward(
         self, task_inputs: dict[str, torch.Tensor], shared_input: torch.Tensor
@@ -96,6 +103,10 @@ class PLE(MTLModel):
             in_dim = level.out_dim
         self.levels = nn.ModuleList(levels)
         self.towers = self.make_towers(in_dim, tower_units)
+
+    def gate_experts(self):
+        return {f"level{j}/{name}": labels for j, level in enumerate(self.levels, start=1)
+                for name, labels in level.gate_experts().items()}
 
     def extract(self, x_cat, x_num):
         shared = self.embedding(x_cat, x_num)

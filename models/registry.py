@@ -75,6 +75,13 @@ def model_hparams(name: str) -> dict[str, Any]:
     return {**own, **common}
 
 
+def model_summary(name: str) -> str:
+    """The first sentence line of the model's module docstring (what it is and which paper)."""
+    cls = get_model_class(name)
+    doc = (inspect.getmodule(cls).__doc__ or cls.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
 def create_model(name: str, schema: Mapping[str, Any], **hparams: Any):
     """Build the model registered as ``name`` for the data described by ``schema``.
 

@@ -68,12 +68,23 @@ def _stats(args: argparse.Namespace) -> None:
     write_stats(Path(args.runs), Path(args.out), reference=args.reference)
 
 
+def _experts(args: argparse.Namespace) -> None:
+    from replication.experts import write_experts
+
+    write_experts(Path(args.runs), Path(args.out))
+
+
 def _models(args: argparse.Namespace) -> None:
     from models import list_models
     from models.registry import model_hparams
 
+    from models.registry import model_summary
+
+    width = max(map(len, list_models()))
     for name in list_models():
-        print(f"{name}: " + ", ".join(f"{k}={v!r}" for k, v in model_hparams(name).items()))
+        print(f"{name:<{width}}  {model_summary(name)}")
+        if args.hparams:
+            print(" " * (width + 2) + ", ".join(f"{k}={v!r}" for k, v in model_hparams(name).items()))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", default="single_task", help="model every other model is compared with")
     p.set_defaults(func=_stats)
 
-    p = commands.add_parser("models", help="list registered models and their hyperparameters")
+    p = commands.add_parser("experts", help="every gate's mean and std weight per expert on the test set (PLE Fig. 8)")
+    p.add_argument("--runs", required=True, help="folder with one sub-folder of run records per model")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.set_defaults(func=_experts)
+
+    p = commands.add_parser("models", help="list registered models, one line each")
+    p.add_argument("--hparams", action="store_true", help="also list each model's hyperparameters and defaults")
     p.set_defaults(func=_models)
     return parser
 

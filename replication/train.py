@@ -134,6 +134,31 @@ def predict(model: torch.nn.Module, split: Split, tasks, batch_size: int) -> np.
     return torch.cat(chunks).double().cpu().numpy()
 
 
+@torch.no_grad()
+def gate_usage(model: torch.nn.Module, split: Split, batch_size: int) -> dict[str, dict[str, list]]:
+    """Mean and (population) std over the split's rows of every gate's weight on every expert: what
+    PLE's Fig. 8 plots. ``{gate: {"experts": labels, "mean": [...], "std": [...]}}``; empty if ungated."""
+    labels = model.gate_experts()
+    if not labels:
+        return {}
+    model.eval()
+    sums: dict[str, torch.Tensor] = {}
+    squares: dict[str, torch.Tensor] = {}
+    for start in range(0, split.rows, batch_size):
+        gates = model(split.x_cat[start:start + batch_size], split.x_num[start:start + batch_size]).gates
+        for name, weights in gates.items():
+            weights = weights.double()
+            sums[name] = sums.get(name, 0) + weights.sum(0)
+            squares[name] = squares.get(name, 0) + (weights * weights).sum(0)
+    model.train()
+    usage = {}
+    for name, total in sums.items():
+        mean = total / split.rows
+        std = (squares[name] / split.rows - mean * mean).clamp(min=0).sqrt()
+        usage[name] = {"experts": list(labels[name]), "mean": mean.cpu().tolist(), "std": std.cpu().tolist()}
+    return usage
+
+
 def evaluate(prediction: np.ndarray, y: np.ndarray, tasks) -> dict[str, dict[str, float]]:
     return {
         t.name: {METRIC_FOR_TASK_TYPE[t.type].name: METRIC_FOR_TASK_TYPE[t.type].fn(y[:, k], prediction[:, k])}
@@ -197,6 +222,9 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
             idx = order[start:start + cfg.batch_size]
             out = model(train.x_cat[idx], train.x_num[idx])
             loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
+            penalty = model.regularization()
+            if penalty is not None:
+                loss = loss + penalty
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -223,6 +251,8 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
             test_prediction[:, k] = prediction[:, k]
             best_epoch[t.name] = group.epoch
             val_best[t.name] = history[group.epoch - 1]["validation"][t.name]
+    # Gated models are selected as a whole (one group), so the loaded state is the selected one.
+    gates = gate_usage(model, test, cfg.eval_batch_size) if len(groups) == 1 else {}
     record = {
         "format": RECORD_FORMAT,
         "status": "ok",
@@ -241,6 +271,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "n_parameters": sum(p.numel() for p in model.parameters()),
+        "gates_test": gates,
         "seconds": time.perf_counter() - started,
         "environment": environment(str(device)),
         "history": history,

@@ -7,7 +7,6 @@ Everything runs on a small hand-made schema; no data file is read.
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 import torch
@@ -15,39 +14,12 @@ import torch
 import models
 from models.layers import ExpertGroup, FeatureEmbedding, mix
 from models.registry import ModelError, model_hparams
+from tests.model_helpers import BATCH, CARDS, N_NUM, build, changed_tasks, make_batch, make_schema
 
 ALL_MODELS = models.list_models()
-GATED = ("mmoe", "cgc", "ple")
-SHARED_MODELS = ("shared_bottom", "mmoe", "cgc", "ple")
-BATCH = 16
-CARDS = (5, 3, 7)
-N_NUM = 4
-
-
-def make_schema(cards=CARDS, n_num=N_NUM, tasks=(("t1", "binary"), ("t2", "binary"))) -> dict[str, Any]:
-    return {
-        "features": {
-            "categorical": [{"name": f"c{i}", "cardinality": c} for i, c in enumerate(cards)],
-            "numeric": [f"n{i}" for i in range(n_num)],
-        },
-        "tasks": [{"name": n, "type": t} for n, t in tasks],
-        "main_task": tasks[0][0],
-    }
-
-
-def make_batch(cards=CARDS, n_num=N_NUM, batch=BATCH, seed=123) -> tuple[torch.Tensor, torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    if cards:
-        x_cat = torch.stack([torch.randint(0, c, (batch,), generator=gen) for c in cards], dim=1)
-    else:
-        x_cat = torch.zeros((batch, 0), dtype=torch.int64)
-    x_num = torch.randn(batch, n_num, generator=gen)
-    return x_cat.to(torch.int64), x_num.to(torch.float32)
-
-
-def build(name: str, schema: dict[str, Any] | None = None, seed: int = 0, **hparams: Any):
-    torch.manual_seed(seed)
-    return models.create_model(name, schema if schema is not None else make_schema(), **hparams)
+GATED = ("omoe", "mmoe", "ml_mmoe", "cgc", "ple")
+SHARED_MODELS = ("shared_bottom", "asymmetric_sharing", "customized_sharing", "cross_stitch", "sluice", "omoe",
+                 "mmoe", "ml_mmoe", "cgc", "ple", "tensor_factorization", "l2_constrained")
 
 
 def assert_valid_output(model, out, task_names, batch=BATCH) -> None:
@@ -141,6 +113,31 @@ def test_gated_models_report_gates(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ALL_MODELS)
+@pytest.mark.parametrize("n_tasks", [2, 3])
+def test_gate_experts_label_every_gate_column(name: str, n_tasks: int) -> None:
+    tasks = tuple((f"task{k}", "binary") for k in range(n_tasks))
+    model = build(name, make_schema(tasks=tasks))
+    out, labels = model(*make_batch()), model.gate_experts()
+    assert list(labels) == list(out.gates)
+    for gate, columns in labels.items():
+        assert len(columns) == out.gates[gate].shape[1], gate
+        assert len(set(columns)) == len(columns), gate
+        assert all(c.split("/")[0] in {*model.task_names, "shared"} for c in columns), gate
+
+
+def test_ple_gate_experts_follow_eqs_6_and_7() -> None:
+    labels = build("ple", n_task_experts=2, n_shared_experts=1).gate_experts()
+    assert labels == {
+        "level1/t1": ("t1/0", "t1/1", "shared/0"),
+        "level1/t2": ("t2/0", "t2/1", "shared/0"),
+        "level1/shared": ("t1/0", "t1/1", "t2/0", "t2/1", "shared/0"),
+        "level2/t1": ("t1/0", "t1/1", "shared/0"),
+        "level2/t2": ("t2/0", "t2/1", "shared/0"),
+    }
+    assert build("mmoe", n_experts=2).gate_experts() == {"t1": ("shared/0", "shared/1"), "t2": ("shared/0", "shared/1")}
+
+
+@pytest.mark.parametrize("name", ALL_MODELS)
 def test_gate_rows_depend_on_the_input(name: str) -> None:
     out = build(name)(*make_batch())
     for gate_name, gate in out.gates.items():
@@ -225,7 +222,8 @@ def test_reserved_code_zero_and_largest_code_are_accepted(name: str) -> None:
 
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_tasks_independent_flag_matches_parameter_sharing(name: str) -> None:
-    """A model is task-independent exactly when no parameter influences two tasks' outputs."""
+    """A model is task-independent exactly when no parameter influences two tasks' outputs and no
+    loss term ties them (L2-Constrained)."""
     model = build(name)
     x_cat, x_num = make_batch()
     used = {}
@@ -235,7 +233,7 @@ def test_tasks_independent_flag_matches_parameter_sharing(name: str) -> None:
         used[task] = {n for n, p in model.named_parameters() if p.grad is not None and (p.grad != 0).any()}
     assert used["t1"] and used["t2"]
     shared = used["t1"] & used["t2"]
-    assert model.tasks_independent == (not shared)
+    assert model.tasks_independent == (not shared and model.regularization() is None)
 
 
 def test_tasks_independent_values() -> None:
@@ -304,6 +302,108 @@ def test_mmoe_gates_are_softmax_of_a_linear_map_of_the_embedded_input() -> None:
             mixed = (expected_gate[:, :, None] * experts).sum(1)
             torch.testing.assert_close(out.outputs[task], model.towers[task](mixed).squeeze(-1), atol=1e-5, rtol=1e-5)
     assert not torch.allclose(out.gates["t1"], out.gates["t2"])
+
+
+def test_omoe_gate_is_one_for_every_task_and_reads_the_input() -> None:
+    model = build("omoe", make_schema(tasks=(("a", "binary"), ("b", "binary"), ("c", "regression"))), n_experts=3)
+    x_cat, x_num = make_batch()
+    out = model(x_cat, x_num)
+    assert list(out.gates) == ["a", "b", "c"]
+    assert out.gates["a"] is out.gates["b"] is out.gates["c"]
+    with torch.no_grad():
+        x = model.embedding(x_cat, x_num)
+        torch.testing.assert_close(out.gates["a"], torch.softmax(model.gate.linear(x), -1))
+        mixed = mix(out.gates["a"], model.experts(x))
+        for task in ("a", "b", "c"):
+            torch.testing.assert_close(out.outputs[task], model.towers[task](mixed).squeeze(-1))
+
+
+def test_ml_mmoe_with_one_level_is_mmoe() -> None:
+    hp = dict(n_experts=3, expert_units=(8,), tower_units=(5,))
+    ml, mmoe = build("ml_mmoe", n_levels=1, **hp), build("mmoe", **hp)
+    renamed = {k.replace("experts.0.", "experts.").replace("gates.0.", "gates."): v for k, v in ml.state_dict().items()}
+    mmoe.load_state_dict(renamed)  # same parameters, same shapes
+    x_cat, x_num = make_batch()
+    out_ml, out_mmoe = ml(x_cat, x_num), mmoe(x_cat, x_num)
+    for task in ("t1", "t2"):
+        torch.testing.assert_close(out_ml.outputs[task], out_mmoe.outputs[task])
+        torch.testing.assert_close(out_ml.gates[f"level1/{task}"], out_mmoe.gates[task])
+
+
+def test_ml_mmoe_every_gate_selects_on_the_input_and_level_two_experts_read_each_task() -> None:
+    model = build("ml_mmoe", n_experts=3, expert_units=(8,), tower_units=(5,))
+    x_cat, x_num = make_batch()
+    out = model(x_cat, x_num)
+    assert sorted(out.gates) == ["level1/t1", "level1/t2", "level2/t1", "level2/t2"]
+    with torch.no_grad():
+        x = model.embedding(x_cat, x_num)
+        for task in ("t1", "t2"):
+            for level in (0, 1):
+                expected = torch.softmax(model.gates[level][task].linear(x), -1)
+                torch.testing.assert_close(out.gates[f"level{level + 1}/{task}"], expected)
+            h1 = mix(out.gates[f"level1/{task}"], model.experts[0](x))
+            h2 = mix(out.gates[f"level2/{task}"], model.experts[1](h1))
+            torch.testing.assert_close(out.outputs[task], model.towers[task](h2).squeeze(-1), atol=1e-6, rtol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------
+# Asymmetric, Customized Sharing and Cross-Stitch
+
+
+@pytest.mark.parametrize("fusion", ["concat", "sum", "mean"])
+def test_asymmetric_sharing_feeds_the_source_bottom_to_the_other_towers(fusion: str) -> None:
+    schema = make_schema(tasks=(("a", "binary"), ("b", "binary"), ("c", "regression")))
+    model = build("asymmetric_sharing", schema, source_task="b", fusion=fusion, bottom_units=(8,))
+    batch = make_batch()
+    assert model.towers["b"][0].in_features == 8
+    assert model.towers["a"][0].in_features == (16 if fusion == "concat" else 8)
+    assert changed_tasks(model, model.bottoms["b"], batch) == {"a", "b", "c"}
+    assert changed_tasks(model, model.bottoms["a"], batch) == {"a"}
+    with torch.no_grad():
+        x = model.embedding(*batch)
+        own, source = model.bottoms["c"](x), model.bottoms["b"](x)
+        fused = {"concat": torch.cat([own, source], -1), "sum": own + source, "mean": (own + source) / 2}[fusion]
+        torch.testing.assert_close(model(*batch).outputs["c"], model.towers["c"](fused).squeeze(-1))
+
+
+def test_asymmetric_sharing_defaults_to_the_main_task_and_refuses_unknown_names() -> None:
+    assert build("asymmetric_sharing").source_task == "t1"
+    with pytest.raises(ValueError, match="'ctr' is not a task.*t1"):
+        build("asymmetric_sharing", source_task="ctr")
+    with pytest.raises(ValueError, match="fusion 'max'"):
+        build("asymmetric_sharing", fusion="max")
+
+
+def test_customized_sharing_towers_read_the_shared_and_their_own_bottom() -> None:
+    model = build("customized_sharing", shared_units=(8,), task_units=(6,))
+    batch = make_batch()
+    assert model.towers["t1"][0].in_features == 14
+    assert changed_tasks(model, model.task_bottoms["t1"], batch) == {"t1"}
+    assert changed_tasks(model, model.shared_bottom, batch) == {"t1", "t2"}
+
+
+def test_cross_stitch_with_identity_units_is_single_task() -> None:
+    schema = make_schema(tasks=(("a", "binary"), ("b", "regression"), ("c", "binary")))
+    stitch = build("cross_stitch", schema, units=(8,), tower_units=(5,))
+    single = build("single_task", schema, seed=3, bottom_units=(8,), tower_units=(5,))
+    with torch.no_grad():
+        stitch.stitches[0].copy_(torch.eye(3))
+    state = {k.replace("bottoms.", "layers.0."): v for k, v in single.state_dict().items()}
+    missing, unexpected = stitch.load_state_dict(state, strict=False)
+    assert missing == ["stitches.0"] and unexpected == []
+    batch = make_batch()
+    out_stitch, out_single = stitch(*batch), single(*batch)
+    for task in ("a", "b", "c"):
+        torch.testing.assert_close(out_stitch.outputs[task], out_single.outputs[task])
+    assert changed_tasks(stitch, stitch.layers[0]["a"], batch) == {"a"}
+
+
+def test_cross_stitch_units_mix_the_tasks() -> None:
+    model = build("cross_stitch", units=(8, 6), stitch_self=0.7)
+    for unit in model.stitches:
+        torch.testing.assert_close(unit.detach(), torch.tensor([[0.7, 0.3], [0.3, 0.7]]))
+    batch = make_batch()
+    assert changed_tasks(model, model.layers[0]["t1"], batch) == {"t1", "t2"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ def pipeline(tmp_path_factory):
         assert code == 0
     assert main(["aggregate", "--runs", str(root / "runs"), "--out", str(root / "table")]) == 0
     assert main(["stats", "--runs", str(root / "runs"), "--out", str(root / "stats")]) == 0
+    assert main(["experts", "--runs", str(root / "runs"), "--out", str(root / "experts.csv")]) == 0
     return root
 
 
@@ -81,12 +82,48 @@ def test_stats_writes_tidy_tables_that_agree_with_the_results_table(pipeline):
     assert "cannot reach" in (pipeline / "stats" / "summary.md").read_text()  # 2 pairs: Wilcoxon min p = 0.5
 
 
+def test_experts_table_has_every_gate_and_expert_of_the_gated_model(pipeline):
+    table = pd.read_csv(pipeline / "experts.csv")
+    assert set(table["model"]) == {"ple"}  # single_task has no gate
+    # params.yaml's PLE: 2 levels, 2 task + 2 shared experts per task; a shared gate on level 1 only.
+    sizes = table.groupby(["seed", "level", "gate"]).size().to_dict()
+    assert sizes == {(s, 1, "income"): 4 for s in (0, 1)} | {(s, 1, "marital"): 4 for s in (0, 1)} | \
+        {(s, 1, "shared"): 6 for s in (0, 1)} | {(s, 2, "income"): 4 for s in (0, 1)} | {(s, 2, "marital"): 4 for s in (0, 1)}
+    sums = table.groupby(["seed", "level", "gate"])["mean"].sum()
+    np.testing.assert_allclose(sums.to_numpy(), 1.0, atol=1e-5)  # each gate's mean weights sum to 1
+    assert (table["std"] >= 0).all()
+    income = table[(table["level"] == 1) & (table["gate"] == "income") & (table["seed"] == 0)]
+    assert income["expert"].tolist() == ["income/0", "income/1", "shared/0", "shared/1"]
+    assert income["expert_kind"].tolist() == ["task-specific"] * 2 + ["shared"] * 2
+    record = json.loads((pipeline / "runs" / "ple" / "seed_0.json").read_text())
+    assert income["mean"].tolist() == pytest.approx(record["gates_test"]["level1/income"]["mean"], rel=1e-5)
+
+
+def test_experts_without_a_gated_model_exits_2(pipeline, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    (runs / "single_task").mkdir(parents=True)
+    for f in (pipeline / "runs" / "single_task").glob("seed_*.json"):
+        (runs / "single_task" / f.name).write_text(f.read_text())
+    assert main(["experts", "--runs", str(runs), "--out", str(tmp_path / "y.csv")]) == 2
+    assert "no gated model" in capsys.readouterr().err
+    assert not (tmp_path / "y.csv").exists()
+
+
+def test_models_lists_every_registered_model_on_one_line(capsys):
+    import models
+
+    assert main(["models"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == models.list_models()
+    assert all("(" in line for line in lines)  # each names its paper
+
+
 def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    for command in ("download", "prepare", "train", "aggregate", "stats", "models"):
+    for command in ("download", "prepare", "train", "aggregate", "stats", "experts", "models"):
         assert command in text
 
 

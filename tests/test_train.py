@@ -374,6 +374,29 @@ def test_plan_workers_on_cpu(monkeypatch, workers, threads, seeds, cores, expect
     assert train_module.plan_workers(dataclasses.replace(cfg, seed_workers=0), torch.device("cuda"), seeds)[0] == 1
 
 
+def test_gate_usage_is_the_mean_and_std_of_the_gates_over_all_rows(data: Processed) -> None:
+    torch.manual_seed(0)
+    model = models.create_model("ple", data.schema, expert_units=(8,), tower_units=(4,))
+    test = data.splits["test"]
+    usage = train_module.gate_usage(model, test, batch_size=700)  # three uneven batches
+    with torch.no_grad():
+        gates = model(test.x_cat, test.x_num).gates
+    assert list(usage) == list(gates) == list(model.gate_experts())
+    for name, weights in gates.items():
+        assert usage[name]["experts"] == list(model.gate_experts()[name])
+        np.testing.assert_allclose(usage[name]["mean"], weights.double().mean(0).numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(usage[name]["std"], weights.double().std(0, unbiased=False).numpy(), rtol=1e-6, atol=1e-9)
+    assert train_module.gate_usage(models.create_model("shared_bottom", data.schema), test, 700) == {}
+
+
+def test_record_carries_gate_usage_of_the_selected_weights(mmoe_run) -> None:
+    record, _ = mmoe_run
+    assert list(record["gates_test"]) == ["income", "marital"]
+    for usage in record["gates_test"].values():
+        assert usage["experts"] == [f"shared/{i}" for i in range(4)]
+        assert sum(usage["mean"]) == pytest.approx(1.0)
+
+
 def test_train_model_refuses_loss_weights_for_unknown_tasks(data: Processed, tmp_path: Path) -> None:
     for cfg in (config(loss_weights={"ctr": 2.0}), config(loss_weight_decay={"ctr": 0.9})):
         with pytest.raises(ConfigError) as caught:

@@ -1,13 +1,14 @@
 # Two commands do all the set-up on a fresh machine:
 #   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
 #   make test        build the environment, then run the test suite
+#   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: env reproduce test lock clean
+.PHONY: env reproduce reproduce-zoo test lock clean
 
 env: $(STAMP)
 
@@ -20,6 +21,10 @@ $(STAMP): requirements.lock pyproject.toml
 # The venv's bin comes first on PATH so that dvc's stage commands run its python.
 reproduce: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+
+# The rest of the model zoo (pipelines/zoo/dvc.yaml), tabled with the default pipeline's models.
+reproduce-zoo: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/zoo/dvc.yaml
 
 test: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

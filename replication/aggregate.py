@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -27,11 +28,22 @@ PROTOCOL_KEYS = ("dataset", "task_group", "split_seed", "data_hash")
 PRINTED_ROUNDING = 0.00015
 
 
-def load_records(runs_dir: Path) -> list[dict]:
-    files = sorted(Path(runs_dir).glob("*/seed_*.json"))
-    if not files:
-        raise ConfigError(f"no run records (*/seed_*.json) under {runs_dir}; run `python -m replication train` first")
-    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+def load_records(runs: Path | Sequence[Path]) -> list[dict]:
+    """Every run record (``<model>/seed_K.json``) under one folder or several; each record gets the
+    path of its file under ``"source"`` (its predictions lie beside it). A model found in two
+    folders is refused: which runs to use would be a guess."""
+    dirs = [Path(runs)] if isinstance(runs, (str, Path)) else [Path(d) for d in runs]
+    records, seen = [], {}
+    for directory in dirs:
+        files = sorted(directory.glob("*/seed_*.json"))
+        if not files:
+            raise ConfigError(f"no run records (*/seed_*.json) under {directory}; run `python -m replication train` first")
+        for model in sorted({f.parent.name for f in files}):
+            if model in seen:
+                raise ConfigError(f"model {model!r} has runs under both {seen[model]} and {directory}; pass each model's runs once")
+            seen[model] = directory
+        records += [{**json.loads(f.read_text(encoding="utf-8")), "source": str(f)} for f in files]
+    return records
 
 
 def check_protocol(records: list[dict]) -> dict:
@@ -167,11 +179,11 @@ def _cell(value: float, fmt: str) -> str:
     return "" if value is None or np.isnan(value) else fmt.format(value)
 
 
-def aggregate(runs_dir: Path, out: Path, reference: str = "single_task") -> pd.DataFrame:
-    records = load_records(runs_dir)
+def aggregate(runs: Path | Sequence[Path], out: Path, reference: str = "single_task") -> pd.DataFrame:
+    records = load_records(runs)
     protocol = check_protocol(records)
     summary = summarize(tidy(records), reference)
-    delong = delong_summary(delong_by_seed(runs_dir, records, reference))
+    delong = delong_summary(delong_by_seed(records, reference))
     summary = summary.merge(delong, on=["model", "task"], how="left")
     summary[["delong_seeds", "delong_significant_seeds"]] = (
         summary[["delong_seeds", "delong_significant_seeds"]].fillna(0).astype(int))
@@ -181,21 +193,21 @@ def aggregate(runs_dir: Path, out: Path, reference: str = "single_task") -> pd.D
     return table
 
 
-def write_stats(runs_dir: Path, out_dir: Path, reference: str = "single_task") -> dict[str, pd.DataFrame]:
+def write_stats(runs: Path | Sequence[Path], out_dir: Path, reference: str = "single_task") -> dict[str, pd.DataFrame]:
     """The statistics layer's full output for one protocol, as tidy CSVs and a Markdown summary:
     ``per_model.csv`` (mean, std, t and bootstrap 95% intervals), ``comparisons.csv`` (paired gain,
     its interval, t and Wilcoxon p-values raw and Holm-adjusted, probability of improvement),
     ``delong.csv`` (per seed), ``delta_m.csv`` and ``summary.md``."""
-    records = load_records(runs_dir)
+    records = load_records(runs)
     protocol = check_protocol(records)
-    runs = tidy(records)
-    if reference not in set(runs["model"]):
-        raise ConfigError(f"reference model {reference!r} has no runs; found {sorted(set(runs['model']))}")
+    scores = tidy(records)
+    if reference not in set(scores["model"]):
+        raise ConfigError(f"reference model {reference!r} has no runs; found {sorted(set(scores['model']))}")
     tables = {
-        "per_model": per_model(runs),
-        "comparisons": compare_to_reference(runs, reference),
-        "delong": delong_by_seed(runs_dir, records, reference),
-        "delta_m": delta_m_by_model(runs, reference),
+        "per_model": per_model(scores),
+        "comparisons": compare_to_reference(scores, reference),
+        "delong": delong_by_seed(records, reference),
+        "delta_m": delta_m_by_model(scores, reference),
     }
     for name, table in tables.items():
         write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))

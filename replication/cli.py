@@ -59,19 +59,19 @@ def _train(args: argparse.Namespace) -> None:
 def _aggregate(args: argparse.Namespace) -> None:
     from replication.aggregate import aggregate
 
-    aggregate(Path(args.runs), Path(args.out), reference=args.reference)
+    aggregate(args.runs, Path(args.out), reference=args.reference)
 
 
 def _stats(args: argparse.Namespace) -> None:
     from replication.aggregate import write_stats
 
-    write_stats(Path(args.runs), Path(args.out), reference=args.reference)
+    write_stats(args.runs, Path(args.out), reference=args.reference)
 
 
 def _experts(args: argparse.Namespace) -> None:
     from replication.experts import write_experts
 
-    write_experts(Path(args.runs), Path(args.out))
+    write_experts(args.runs, Path(args.out))
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -120,19 +120,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = commands.add_parser("aggregate", help="tables of test metrics over seeds, beside the paper's")
-    p.add_argument("--runs", required=True, help="folder with one sub-folder of run records per model")
+    p.add_argument("--runs", required=True, action="append", type=Path,
+                   help="folder with one sub-folder of run records per model (repeatable)")
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help="model the MTL gain is measured against")
     p.set_defaults(func=_aggregate)
 
     p = commands.add_parser("stats", help="confidence intervals, paired and DeLong tests, Holm correction")
-    p.add_argument("--runs", required=True, help="folder with one sub-folder of run records per model")
+    p.add_argument("--runs", required=True, action="append", type=Path,
+                   help="folder with one sub-folder of run records per model (repeatable)")
     p.add_argument("--out", required=True, help="folder for the CSV tables and summary.md")
     p.add_argument("--reference", default="single_task", help="model every other model is compared with")
     p.set_defaults(func=_stats)
 
     p = commands.add_parser("experts", help="every gate's mean and std weight per expert on the test set (PLE Fig. 8)")
-    p.add_argument("--runs", required=True, help="folder with one sub-folder of run records per model")
+    p.add_argument("--runs", required=True, action="append", type=Path,
+                   help="folder with one sub-folder of run records per model (repeatable)")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.set_defaults(func=_experts)
 

@@ -91,18 +91,19 @@ def delta_m_by_model(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
     ])
 
 
-def delong_by_seed(runs_dir: Path, records: list[dict], reference: str) -> pd.DataFrame:
+def delong_by_seed(records: list[dict], reference: str) -> pd.DataFrame:
     """DeLong's test per seed and binary task, each model's test predictions against the reference's
-    on the same rows (same seed). Rows: model, task, seed, both AUCs, z, p."""
+    on the same rows (same seed); predictions are read beside each record's ``source`` file.
+    Rows: model, task, seed, both AUCs, z, p."""
     by_key = {(r["model"], r["seed"]): r for r in records}
     rows = []
     for (model, seed), record in sorted(by_key.items()):
         if model == reference or (reference, seed) not in by_key:
             continue
-        if not all(_predictions_file(runs_dir, m, seed).is_file() for m in (model, reference)):
+        pair = (record, by_key[(reference, seed)])
+        if not all(_predictions_file(r).is_file() for r in pair):
             continue  # counted as not tested: the table shows k/n over the seeds tested
-        own = _predictions(runs_dir, model, seed)
-        ref = _predictions(runs_dir, reference, seed)
+        own, ref = (_predictions(r) for r in pair)
         for k, task in enumerate(record["tasks"]):
             if task["type"] != "binary":
                 continue
@@ -113,12 +114,12 @@ def delong_by_seed(runs_dir: Path, records: list[dict], reference: str) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _predictions_file(runs_dir: Path, model: str, seed: int) -> Path:
-    return Path(runs_dir) / model / f"seed_{seed}.test_predictions.npz"
+def _predictions_file(record: dict) -> Path:
+    return Path(record["source"]).with_name(f"seed_{record['seed']}.test_predictions.npz")
 
 
-def _predictions(runs_dir: Path, model: str, seed: int) -> dict[str, np.ndarray]:
-    with np.load(_predictions_file(runs_dir, model, seed)) as saved:
+def _predictions(record: dict) -> dict[str, np.ndarray]:
+    with np.load(_predictions_file(record)) as saved:
         return {"prediction": saved["prediction"], "y": saved["y"]}
 
 

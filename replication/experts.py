@@ -8,6 +8,7 @@ module lays them out as one tidy table. It reads records only (no torch, no trai
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import pandas as pd
 
@@ -39,11 +40,11 @@ def expert_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def write_experts(runs_dir: Path, out: Path) -> pd.DataFrame:
-    """Write the expert-utilization table of every gated model under ``runs_dir`` as CSV."""
-    table = expert_table(load_records(runs_dir))
+def write_experts(runs: Path | Sequence[Path], out: Path) -> pd.DataFrame:
+    """Write the expert-utilization table of every gated model under ``runs`` (one folder or several) as CSV."""
+    table = expert_table(load_records(runs))
     if table.empty:
-        raise ConfigError(f"no gated model's run records under {runs_dir} carry gate weights "
+        raise ConfigError(f"no gated model's run records under {runs} carry gate weights "
                           "(gates_test); train a gated model (omoe, mmoe, ml_mmoe, cgc, ple) first")
     write_text(Path(out), table.to_csv(index=False, float_format="%.6g"))
     return table

@@ -126,3 +126,33 @@ def test_aggregate_writes_csv_markdown_and_delong_counts(tmp_path):
     assert f"| ple | income | auc | 3 | 0.9460 ± 0.0026 | {cell}" in md
     assert "| 2/2 |" in md
     assert "10.1145/3383313.3412236" in md
+
+
+def _write_runs(root, records, y):
+    """Records and random predictions, the same for a (model, seed) in whichever folder."""
+    for r in records:
+        write_json(root / r["model"] / f"seed_{r['seed']}.json", r)
+        rng = np.random.default_rng([len(r["model"]), r["seed"]])
+        save_npz(root / r["model"] / f"seed_{r['seed']}.test_predictions.npz", prediction=rng.random(y.shape), y=y)
+
+
+def test_aggregate_over_two_run_folders_equals_one_folder(tmp_path):
+    """The zoo's runs live in their own folder; tables over both folders are the tables over one."""
+    rng = np.random.default_rng(1)
+    y = np.stack([rng.integers(0, 2, 300), rng.integers(0, 2, 300)], axis=1).astype(float)
+    _write_runs(tmp_path / "all", RECORDS, y)
+    _write_runs(tmp_path / "main", [r for r in RECORDS if r["model"] == "single_task"], y)
+    _write_runs(tmp_path / "zoo", [r for r in RECORDS if r["model"] == "ple"], y)
+    one = aggregate(tmp_path / "all", tmp_path / "one")
+    two = aggregate([tmp_path / "main", tmp_path / "zoo"], tmp_path / "two")
+    pd.testing.assert_frame_equal(one, two)
+    assert (tmp_path / "one.md").read_text() == (tmp_path / "two.md").read_text()
+
+
+def test_a_model_in_two_run_folders_is_refused(tmp_path):
+    y = np.zeros((10, 2))
+    _write_runs(tmp_path / "a", RECORDS, y)
+    _write_runs(tmp_path / "b", [r for r in RECORDS if r["model"] == "ple"], y)
+    with pytest.raises(ConfigError, match="model 'ple' has runs under both"):
+        aggregate([tmp_path / "a", tmp_path / "b"], tmp_path / "table")
+    assert not (tmp_path / "table.csv").exists()

@@ -193,25 +193,34 @@ def aggregate(runs: Path | Sequence[Path], out: Path, reference: str = "single_t
     return table
 
 
-def write_stats(runs: Path | Sequence[Path], out_dir: Path, reference: str = "single_task") -> dict[str, pd.DataFrame]:
+def write_stats(runs: Path | Sequence[Path], out_dir: Path, references: Sequence[str] = ("single_task",)) -> dict[str, pd.DataFrame]:
     """The statistics layer's full output for one protocol, as tidy CSVs and a Markdown summary:
     ``per_model.csv`` (mean, std, t and bootstrap 95% intervals), ``comparisons.csv`` (paired gain,
     its interval, t and Wilcoxon p-values raw and Holm-adjusted, probability of improvement),
-    ``delong.csv`` (per seed), ``delta_m.csv`` and ``summary.md``."""
+    ``delong.csv`` (per seed), ``delta_m.csv`` and ``summary.md``. Every model is compared with
+    each reference in turn (a ``reference`` column); Holm's family is one reference's comparisons."""
     records = load_records(runs)
     protocol = check_protocol(records)
     scores = tidy(records)
-    if reference not in set(scores["model"]):
-        raise ConfigError(f"reference model {reference!r} has no runs; found {sorted(set(scores['model']))}")
-    tables = {
-        "per_model": per_model(scores),
-        "comparisons": compare_to_reference(scores, reference),
-        "delong": delong_by_seed(records, reference),
-        "delta_m": delta_m_by_model(scores, reference),
+    missing = [r for r in references if r not in set(scores["model"])]
+    if missing:
+        raise ConfigError(f"reference model(s) {missing} have no runs; found {sorted(set(scores['model']))}")
+    parts = {
+        reference: {
+            "comparisons": compare_to_reference(scores, reference),
+            "delong": delong_by_seed(records, reference),
+            "delta_m": delta_m_by_model(scores, reference),
+        }
+        for reference in references
+    }
+    tables = {"per_model": per_model(scores)} | {
+        name: pd.concat([parts[r][name] for r in references], ignore_index=True)
+        for name in ("comparisons", "delong", "delta_m")
     }
     for name, table in tables.items():
         write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
-    write_text(Path(out_dir) / "summary.md", stats_markdown(tables, protocol, reference))
+    summary = "\n".join(stats_markdown(parts[r], protocol, r) for r in references)
+    write_text(Path(out_dir) / "summary.md", summary)
     return tables
 
 

@@ -65,7 +65,7 @@ def _aggregate(args: argparse.Namespace) -> None:
 def _stats(args: argparse.Namespace) -> None:
     from replication.aggregate import write_stats
 
-    write_stats(args.runs, Path(args.out), reference=args.reference)
+    write_stats(args.runs, Path(args.out), references=args.reference or ["single_task"])
 
 
 def _experts(args: argparse.Namespace) -> None:
@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", required=True, action="append", type=Path,
                    help="folder with one sub-folder of run records per model (repeatable)")
     p.add_argument("--out", required=True, help="folder for the CSV tables and summary.md")
-    p.add_argument("--reference", default="single_task", help="model every other model is compared with")
+    p.add_argument("--reference", action="append", default=None,
+                   help="model every other model is compared with (repeatable; default single_task)")
     p.set_defaults(func=_stats)
 
     p = commands.add_parser("experts", help="every gate's mean and std weight per expert on the test set (PLE Fig. 8)")

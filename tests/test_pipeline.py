@@ -43,6 +43,8 @@ def pipeline(tmp_path_factory):
         assert code == 0
     assert main(["aggregate", "--runs", str(root / "runs"), "--out", str(root / "table")]) == 0
     assert main(["stats", "--runs", str(root / "runs"), "--out", str(root / "stats")]) == 0
+    assert main(["stats", "--runs", str(root / "runs"), "--out", str(root / "stats_two"),
+                 "--reference", "single_task", "--reference", "ple"]) == 0
     assert main(["experts", "--runs", str(root / "runs"), "--out", str(root / "experts.csv")]) == 0
     return root
 
@@ -80,6 +82,21 @@ def test_stats_writes_tidy_tables_that_agree_with_the_results_table(pipeline):
         assert table.loc[key, "pvalue_holm"] == pytest.approx(comparisons.loc[key, "t_pvalue_holm"], rel=1e-5)
         assert table.loc[key, "delong_seeds"] == 2
     assert "cannot reach" in (pipeline / "stats" / "summary.md").read_text()  # 2 pairs: Wilcoxon min p = 0.5
+
+
+def test_stats_against_two_references_compares_each_way(pipeline):
+    both = pd.read_csv(pipeline / "stats_two" / "comparisons.csv").set_index(["reference", "model", "task"])
+    one = pd.read_csv(pipeline / "stats" / "comparisons.csv").set_index(["reference", "model", "task"])
+    assert sorted(both.index) == [("ple", "single_task", "income"), ("ple", "single_task", "marital"),
+                                  ("single_task", "ple", "income"), ("single_task", "ple", "marital")]
+    pd.testing.assert_frame_equal(both.loc[["single_task"]], one)  # the first reference's rows are unchanged
+    for task in ("income", "marital"):
+        forward, backward = both.loc[("single_task", "ple", task)], both.loc[("ple", "single_task", task)]
+        assert backward["gain"] == pytest.approx(-forward["gain"], abs=1e-9)  # a gain reverses sign
+        assert backward["probability_of_improvement"] + forward["probability_of_improvement"] == pytest.approx(1.0)
+        assert backward["t_pvalue"] == pytest.approx(forward["t_pvalue"], rel=1e-6)
+    summary = (pipeline / "stats_two" / "summary.md").read_text()
+    assert "against single_task" in summary and "against ple" in summary
 
 
 def test_experts_table_has_every_gate_and_expert_of_the_gated_model(pipeline):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR = REPO.parent / "shared" / "datasets" / "census-income-kdd"
+# A local folder named by REPLICATION_DATA_MIRROR (as for `make reproduce`), else ../shared beside the repo.
+_env_mirror = os.environ.get("REPLICATION_DATA_MIRROR", "")
+MIRROR = (Path(_env_mirror).resolve() if _env_mirror and "://" not in _env_mirror
+          else REPO.parent / "shared" / "datasets" / "census-income-kdd")
 
 
 @pytest.fixture(scope="session")

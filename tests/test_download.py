@@ -26,8 +26,8 @@ import pytest
 from replication.data import download as dl
 from replication.data.download import DownloadError, download_census
 from replication.io import sha256_file
+from tests.conftest import MIRROR
 
-REAL_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "census-income-kdd"
 DATA, TEST = "census-income.data", "census-income.test"
 # Written out here, independently of the module, so a wrong constant there is caught.
 OFFICIAL = {
@@ -213,9 +213,9 @@ class RecordingSource:
 
 @pytest.fixture(scope="module")
 def real_download(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
-    assert REAL_MIRROR.is_dir(), f"the shared data mirror is missing: {REAL_MIRROR}"
+    assert MIRROR.is_dir(), f"the shared data mirror is missing: {MIRROR}"
     out_dir = tmp_path_factory.mktemp("real") / "census"
-    return out_dir, download_census(out_dir, mirror=str(REAL_MIRROR), progress=False)
+    return out_dir, download_census(out_dir, mirror=str(MIRROR), progress=False)
 
 
 def test_module_hashes_are_the_official_ones() -> None:
@@ -248,7 +248,7 @@ def test_real_download_is_idempotent(real_download: tuple[Path, dict[str, Path]]
 def test_real_tampered_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real test file with one byte changed fails the official hash and never lands in out_dir."""
     monkeypatch.setattr(dl, "CENSUS_FILES", {TEST: OFFICIAL[TEST]})  # only the test file, to stay fast
-    content = bytearray(gzip.decompress((REAL_MIRROR / f"{TEST}.gz").read_bytes()))
+    content = bytearray(gzip.decompress((MIRROR / f"{TEST}.gz").read_bytes()))
     content[1000] ^= 0x01
     tampered = tmp_path / "tampered"
     tampered.mkdir()
@@ -264,7 +264,7 @@ def test_real_tampered_file_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     assert listing(out_dir) == []
 
     # The refused source is skipped and the next one (the real mirror) is used.
-    paths = download_census(out_dir, sources=[tampered, REAL_MIRROR], progress=False)
+    paths = download_census(out_dir, sources=[tampered, MIRROR], progress=False)
     assert sha256_file(paths[TEST]) == OFFICIAL[TEST]
     assert listing(out_dir) == ["SHA256SUMS", TEST]
 

@@ -26,8 +26,8 @@ from replication.data.census import (
 )
 from replication.data.download import download_census
 from replication.data.processed import SPLITS, data_hash, load_processed
+from tests.conftest import MIRROR
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "census-income-kdd"
 DATA, TEST = "census-income.data", "census-income.test"
 # Written out here, independently of the package, so a wrong constant there is caught.
 OFFICIAL = {

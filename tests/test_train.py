@@ -36,8 +36,8 @@ from replication.train import (
     train_model,
     train_seed,
 )
+from tests.conftest import MIRROR
 
-MIRROR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "census-income-kdd"
 SLICE = {"train": 3000, "validation": 2000, "test": 2000}
 TASKS = ("income", "marital")
 CPU = torch.device("cpu")

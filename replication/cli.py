@@ -76,9 +76,7 @@ def _experts(args: argparse.Namespace) -> None:
 
 def _models(args: argparse.Namespace) -> None:
     from models import list_models
-    from models.registry import model_hparams
-
-    from models.registry import model_summary
+    from models.registry import model_hparams, model_summary
 
     width = max(map(len, list_models()))
     for name in list_models():

@@ -179,3 +179,22 @@ def test_download_without_any_source_exits_2(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "--mirror" in err and "REPLICATION_DATA_MIRROR" in err
     assert not list((tmp_path / "raw").glob("census-income.*"))
+
+
+def test_models_readme_parameter_counts_match_the_models_built_from_params_yaml(pipeline):
+    """models/README.md states each model's parameter count on census; build every model on the
+    prepared schema with params.yaml's sizes and check the written number."""
+    import re
+
+    import yaml
+
+    import models
+    from tests.conftest import REPO
+
+    schema = json.loads((pipeline / "full" / "schema.json").read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    rows = re.findall(r"^\| `(\w+)` \|.*\| ([\d,]+) \|$", (REPO / "models" / "README.md").read_text(), re.M)
+    assert sorted(name for name, _ in rows) == models.list_models()
+    for name, written in rows:
+        model = models.create_model(name, schema, **params["model_common"], **params["models"][name])
+        assert sum(p.numel() for p in model.parameters()) == int(written.replace(",", "")), name

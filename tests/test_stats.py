@@ -1,14 +1,18 @@
 """Tests for ``replication.stats``: intervals, MTL gain, Δm, paired tests, DeLong, Holm, P(improvement).
 
 Reference values are worked by hand or taken from SciPy on the same inputs; DeLong is checked
-against a plain O(m·n) implementation of the original DeLong et al. (1988) formulas and by the
-uniformity of its p-values under the null.
+against a plain O(m·n) implementation of the original DeLong et al. (1988) formulas, by the
+uniformity of its p-values under the null, and against pROC's published results on its aSAH data
+(tests/data/asah.csv).
 """
 
 from __future__ import annotations
 
+import csv
 import sys
 import warnings
+from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -375,6 +379,99 @@ def test_delong_null_pvalues_roughly_uniform() -> None:
     assert 0.02 <= np.mean(pvalues < 0.05) <= 0.09
     assert 0.15 <= np.mean(pvalues < 0.25) <= 0.35
     assert stats.kstest(pvalues, "uniform").pvalue > 0.01
+
+
+# A published worked example: the aSAH data of the pROC R package (Turck et al. 2010, Intensive Care
+# Med 36:107-115; 113 patients, 41 Poor outcomes = cases, 72 Good = controls) and pROC's expected
+# DeLong results in its own test suite, github.com/xrobin/pROC:
+#   tests/testthat/helper-deLongPlacementsCpp-expected.R (commit 13bdf2cf3cb3b941e890a57742999fa37e3f66fa),
+#     theta = AUC: wfns 0.823678861788618, ndka 0.611957994579946, s100b 0.731368563685637;
+#   tests/testthat/test-var.R (commit 2bacb1948de0402f388bcf09e13e4e4b609ca8d9), var(roc):
+#     wfns 0.00146991470882363, ndka 0.0031908105493913, s100b 0.00266868245717244;
+#   tests/testthat/test-cov.R (commit 06048aebd0c557219f2e28e78d7edc2d51a5ca54), cov(roc1, roc2):
+#     wfns-ndka -0.000532967856762438, ndka-s100b -0.000756164938056579, s100b-wfns 0.00119615567376754;
+#   tests/testthat/test-roc.test.R (commit 0bc764d2702cfea130a80dd41ea43fd21d169752), roc.test(roc1, roc2)
+#     with the default method, "DeLong's test for two correlated ROC curves": statistic Z, two-sided
+#     p-value and the 95% interval of AUC1 - AUC2 (ASAH_PAIRS below).
+# pROC's curves are roc(aSAH$outcome, aSAH$<marker>): "Poor" is the case level and, for all three
+# markers, higher values point to a case (direction "<"); wfns, an ordered factor, enters as its grade
+# 1-5. The values are kept as printed (strings) so the tolerance is the printed precision.
+ASAH_CSV = Path(__file__).parent / "data" / "asah.csv"
+ASAH_AUC = {"wfns": "0.823678861788618", "ndka": "0.611957994579946", "s100b": "0.731368563685637"}
+ASAH_COV = {
+    ("wfns", "wfns"): "0.00146991470882363", ("ndka", "ndka"): "0.0031908105493913",
+    ("s100b", "s100b"): "0.00266868245717244", ("wfns", "ndka"): "-0.000532967856762438",
+    ("ndka", "s100b"): "-0.000756164938056579", ("s100b", "wfns"): "0.00119615567376754",
+}
+ASAH_PAIRS = [  # roc1, roc2, Z, p-value, conf.int low, conf.int high
+    ("wfns", "s100b", "2.20898359144091", "0.0271757822291882", "0.0104061769564846", "0.174214419249478"),
+    ("wfns", "ndka", "2.79777591868904", "0.00514557970691098", "0.0634011709339876", "0.3600405634833566"),
+    ("ndka", "s100b", "-1.39077002573558", "0.164295175223054", "-0.2876917446341914", "0.0488706064228094"),
+]
+
+
+def asah() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Labels (1 = Poor outcome) and the three markers of tests/data/asah.csv, in file order."""
+    with open(ASAH_CSV, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(line for line in handle if not line.startswith("#")))
+    y = np.array([{"Poor": 1.0, "Good": 0.0}[row["outcome"]] for row in rows])
+    return y, {name: np.array([float(row[name]) for row in rows]) for name in ("wfns", "ndka", "s100b")}
+
+
+def assert_printed(value: float, printed: str) -> None:
+    """``value`` rounds to ``printed``: within half a unit of its last printed digit.
+
+    pROC prints 15 significant digits, as many as a double holds, so a few units in the last place
+    of our own floating-point arithmetic are allowed on top (16 ulps); p-values amplify the relative
+    error of z by about z·φ(z)/Φ(-z) (≈ 9 at z = 2.8). Computed in exact rational arithmetic, every
+    value here rounds to the printed one; in doubles three of them miss the half unit alone by
+    1.5e-17 to 5.6e-17 (3e-15 relative at most).
+    """
+    half_unit = 0.5 * 10.0 ** Decimal(printed).as_tuple().exponent
+    tolerance = half_unit + 16 * np.finfo(float).eps * abs(float(printed))
+    assert abs(value - float(printed)) <= tolerance, f"{value!r} does not round to the printed {printed}"
+
+
+def test_delong_asah_fixture_matches_the_published_data_set() -> None:
+    y, markers = asah()
+    assert y.size == 113 and int(y.sum()) == 41 and int((y == 0).sum()) == 72
+    assert all(values.size == 113 and np.all(np.isfinite(values)) for values in markers.values())
+    assert set(np.unique(markers["wfns"])) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    # head(aSAH) as pROC prints it: outcome Good Good Good Good Poor Poor, wfns 1 1 1 1 3 2, ...
+    np.testing.assert_array_equal(y[:6], [0, 0, 0, 0, 1, 1])
+    np.testing.assert_array_equal(markers["s100b"][:6], [0.13, 0.14, 0.10, 0.04, 0.13, 0.10])
+    np.testing.assert_array_equal(markers["ndka"][:6], [3.01, 8.54, 8.09, 10.42, 17.40, 12.75])
+
+
+def test_delong_covariance_matches_proc_on_asah() -> None:
+    y, markers = asah()
+    names = ["wfns", "ndka", "s100b"]
+    aucs, cov = delong_covariance(y, *(markers[name] for name in names))
+    for i, name in enumerate(names):
+        assert_printed(aucs[i], ASAH_AUC[name])
+        assert_printed(auc(y, markers[name]), ASAH_AUC[name])
+    for (a, b), printed in ASAH_COV.items():
+        assert_printed(cov[names.index(a), names.index(b)], printed)
+        assert_printed(cov[names.index(b), names.index(a)], printed)
+
+
+@pytest.mark.parametrize(("first", "second", "z", "pvalue", "low", "high"), ASAH_PAIRS)
+def test_delong_test_matches_proc_roc_test_on_asah(first, second, z, pvalue, low, high) -> None:
+    y, markers = asah()
+    result = delong_test(y, markers[first], markers[second])
+    assert (result.n_positive, result.n_negative) == (41, 72)
+    assert_printed(result.auc_a, ASAH_AUC[first])
+    assert_printed(result.auc_b, ASAH_AUC[second])
+    assert_printed(result.z, z)
+    assert_printed(result.pvalue, pvalue)
+    # pROC's conf.int: AUC1 - AUC2 -/+ qnorm(0.975) * sqrt(DeLong variance of the difference).
+    half_width = stats.norm.ppf(0.975) * np.sqrt(result.variance)
+    assert_printed(result.difference - half_width, low)
+    assert_printed(result.difference + half_width, high)
+    assert delong_variance(y, markers[first], markers[second]) == result.variance
+    swapped = delong_test(y, markers[second], markers[first])
+    assert swapped.z == pytest.approx(-result.z, rel=1e-12)
+    assert swapped.pvalue == pytest.approx(result.pvalue, rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from replication.config import ConfigError, from_mapping, load_params, section
+from replication.config import ConfigError, apply_profile, from_mapping, load_params, section
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -26,6 +26,21 @@ def _prepare(args: argparse.Namespace) -> None:
                             numeric_buckets=args.numeric_buckets)
     rows = ", ".join(f"{name} {info['rows']}" for name, info in schema["splits"].items())
     log(f"prepared {schema['task_group']} in {args.out}: {rows}")
+
+
+def _synth(args: argparse.Namespace) -> None:
+    from replication.data.synthetic import SyntheticConfig, generate_synthetic
+    from replication.progress import log
+
+    cfg = from_mapping(SyntheticConfig, {
+        "correlation": args.correlation, "rows": args.n, "dim": args.dim, "scale": args.scale,
+        "n_sines": args.n_sines, "noise_std": args.noise_std, "seed": args.seed,
+        "validation_fraction": args.validation_fraction, "test_fraction": args.test_fraction,
+    }, "synth")
+    schema = generate_synthetic(cfg, Path(args.out))
+    rows = ", ".join(f"{name} {info['rows']}" for name, info in schema["splits"].items())
+    log(f"synthetic data in {args.out}: {rows}; cos(w1, w2) = {schema['generator']['cos_w1_w2']:.6f}, "
+        f"label correlation (train) {schema['label_correlation_train']:.4f}")
 
 
 def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -45,15 +60,54 @@ def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[st
     return params
 
 
+def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """params.yaml with ``--profile`` and ``--set`` applied, its train section as a TrainConfig, and
+    ``model``'s hyperparameters (model_common, then the model's own section)."""
+    from replication.train import TrainConfig
+
+    params = load_params(args.params)
+    if args.profile:
+        params = apply_profile(params, args.profile)
+    params = apply_overrides(params, args.set)
+    cfg = from_mapping(TrainConfig, section(params, "train"), "train")
+    hparams = {**section(params, "model_common"), **(section(params, "models").get(model) or {})}
+    return params, cfg, hparams
+
+
 def _train(args: argparse.Namespace) -> None:
     from replication.data.processed import load_processed
-    from replication.train import TrainConfig, parse_seeds, train_model
+    from replication.train import parse_seeds, train_model
 
-    params = apply_overrides(load_params(args.params), args.set)
-    cfg = from_mapping(TrainConfig, section(params, "train"), "train")
-    hparams = {**section(params, "model_common"), **(section(params, "models").get(args.model) or {})}
+    _, cfg, hparams = _training_setup(args, args.model)
     seeds = parse_seeds(args.seeds)
     train_model(args.model, hparams, load_processed(args.data), cfg, seeds, Path(args.out))
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from models.registry import model_spec
+    from replication.byom import compare_model
+    from replication.train import parse_seeds
+
+    name = model_spec(args.model)
+    params, cfg, hparams = _training_setup(args, name)
+    seeds = parse_seeds(args.seeds if args.seeds is not None else str(section(params, "seeds")))
+    result = compare_model(name, Path(args.data), cfg, hparams, seeds, runs=args.runs, out=args.out)
+    print(result.markdown, end="")
+
+
+def _leaderboard(args: argparse.Namespace) -> None:
+    from replication.leaderboard import write_leaderboard
+
+    write_leaderboard(args.runs, Path(args.out), reference=args.reference)
+
+
+def _env(args: argparse.Namespace) -> None:
+    import json
+
+    from replication.provenance import environment
+    from replication.train import resolve_device
+
+    print(json.dumps(environment(str(resolve_device(args.device))), indent=2, sort_keys=True))
 
 
 def _aggregate(args: argparse.Namespace) -> None:
@@ -74,6 +128,19 @@ def _experts(args: argparse.Namespace) -> None:
     write_experts(args.runs, Path(args.out))
 
 
+def _sweep(args: argparse.Namespace) -> None:
+    from replication.sweep import write_sweep
+
+    write_sweep(args.runs, Path(args.out), reference=args.reference)
+
+
+def _figures(args: argparse.Namespace) -> None:
+    from replication.report import write_report
+
+    write_report(Path(args.out), census=args.census, census_stats=args.census_stats, experts=args.experts,
+                 sweep=args.sweep, runs=args.runs)
+
+
 def _models(args: argparse.Namespace) -> None:
     from models import list_models
     from models.registry import model_hparams, model_summary
@@ -83,6 +150,15 @@ def _models(args: argparse.Namespace) -> None:
         print(f"{name:<{width}}  {model_summary(name)}")
         if args.hparams:
             print(" " * (width + 2) + ", ".join(f"{k}={v!r}" for k, v in model_hparams(name).items()))
+
+
+def _add_parameter_options(p: argparse.ArgumentParser) -> None:
+    """--params, --profile and --set: where a training command reads its parameters."""
+    p.add_argument("--params", default="params.yaml", help="parameter file (sections seeds, train, model_common, models)")
+    p.add_argument("--profile", default=None,
+                   help="merge params.yaml's profiles.PROFILE over its sections first (e.g. synthetic)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a parameter, e.g. --set train.max_epochs=5 (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,14 +183,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also embed each continuous column's training-quantile bucket (0 = off)")
     p.set_defaults(func=_prepare)
 
+    p = commands.add_parser("synth", help="two regression tasks of controlled correlation (MMoE paper's generator)")
+    p.add_argument("--correlation", type=float, required=True, help="p = cos(w1, w2), in [-1, 1]")
+    p.add_argument("--n", type=int, default=100_000, help="rows in all (train + validation + test)")
+    p.add_argument("--dim", type=int, default=100, help="input dimension d")
+    p.add_argument("--scale", type=float, default=1.0, help="c, the norm of w1 and w2")
+    p.add_argument("--n-sines", type=int, default=10, help="m, the number of sine terms")
+    p.add_argument("--noise-std", type=float, default=0.1,
+                   help="std of each label's noise (0.1: the papers' N(0, 0.01) read as a variance)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the whole data set (weights, sines, rows)")
+    p.add_argument("--validation-fraction", type=float, default=0.1, help="share of rows for validation")
+    p.add_argument("--test-fraction", type=float, default=0.1, help="share of rows for test")
+    p.add_argument("--out", required=True, help="folder for the processed arrays")
+    p.set_defaults(func=_synth)
+
     p = commands.add_parser("train", help="train one model over several seeds")
     p.add_argument("--data", required=True, help="processed data folder")
     p.add_argument("--model", required=True, help="registered model name (see `models`)")
     p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,2,5-7")
     p.add_argument("--out", required=True, help="folder for the run records and predictions")
-    p.add_argument("--params", default="params.yaml", help="parameter file (sections train and models)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a parameter, e.g. --set train.max_epochs=5 (repeatable)")
+    _add_parameter_options(p)
     p.set_defaults(func=_train)
 
     p = commands.add_parser("aggregate", help="tables of test metrics over seeds, beside the paper's")
@@ -137,6 +225,51 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with one sub-folder of run records per model (repeatable)")
     p.add_argument("--out", required=True, help="CSV file to write")
     p.set_defaults(func=_experts)
+
+    p = commands.add_parser("sweep", help="test metrics and MTL gains over the synthetic correlation sweep (PLE Fig. 7)")
+    p.add_argument("--runs", required=True, type=Path,
+                   help="folder with one sub-folder per data set (correlation), each holding one per model")
+    p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
+    p.add_argument("--reference", default="single_task", help="model the MTL gain is measured against")
+    p.set_defaults(func=_sweep)
+
+    p = commands.add_parser("figures", help="the papers' tables and figures and REPORT.md, from the results tables")
+    p.add_argument("--census", type=Path, default=None, help="census table CSV of `aggregate` (Table 5, Fig. 3)")
+    p.add_argument("--census-stats", type=Path, default=None,
+                   help="folder of `stats` whose comparisons.csv has reference ple (PLE vs MMoE verdict)")
+    p.add_argument("--experts", type=Path, default=None, help="expert-utilization CSV of `experts` (Fig. 8)")
+    p.add_argument("--sweep", type=Path, default=None, help="synthetic sweep CSV of `sweep` (Fig. 7, MMoE Figs. 3-4)")
+    p.add_argument("--runs", action="append", type=Path, default=[],
+                   help="run-record folder (repeatable): MMoE's best-run table, the runs' protocol and hardware")
+    p.add_argument("--out", required=True, type=Path, help="folder for the tables, figures and REPORT.md")
+    p.set_defaults(func=_figures)
+
+    p = commands.add_parser("compare", help="check, train and rank a model of your own against the cached runs")
+    p.add_argument("--model", required=True, metavar="PATH.py:CLASS",
+                   help="your MTLModel subclass: a .py file anywhere or an importable module, then :ClassName")
+    p.add_argument("--data", type=Path, default=Path("data/processed/census_income_marital"),
+                   help="processed data folder (the cached runs' data)")
+    p.add_argument("--seeds", default=None, help="seeds, e.g. 0-9 or 0,2,5-7 (default: params.yaml's seeds)")
+    p.add_argument("--runs", action="append", type=Path, default=None,
+                   help="folder of cached run records, one sub-folder per model (repeatable; default: "
+                        "results/runs/census_income_marital and results/runs/census_income_marital_zoo, "
+                        "those that exist)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the new runs, leaderboard_row.csv, comparisons.csv and summary.md "
+                        "(default: results/compare/NAME; must be empty)")
+    _add_parameter_options(p)
+    p.set_defaults(func=_compare)
+
+    p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
+    p.add_argument("--runs", required=True, action="append", type=Path,
+                   help="folder with one sub-folder of run records per model (repeatable; may mix protocols)")
+    p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
+    p.add_argument("--reference", default="single_task", help="model gains, Δm and ranks are measured against")
+    p.set_defaults(func=_leaderboard)
+
+    p = commands.add_parser("env", help="print the environment block stored with every run, as JSON")
+    p.add_argument("--device", default="auto", help="device to describe (auto: as training would choose)")
+    p.set_defaults(func=_env)
 
     p = commands.add_parser("models", help="list registered models, one line each")
     p.add_argument("--hparams", action="store_true", help="also list each model's hyperparameters and defaults")

@@ -39,6 +39,31 @@ def section(params: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     return node or {}
 
 
+def apply_profile(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """``params`` with the profile ``profiles.NAME`` merged over it: a profile's mappings merge key
+    by key into the sections of the same name, and anything else (a list, a number) replaces the
+    value it names. A profile may only change sections that exist (a typo is refused, not added)."""
+    profiles = params.get("profiles") or {}
+    if name not in profiles:
+        raise ConfigError(f"--profile {name!r}: params.yaml has no profiles.{name}; profiles: {', '.join(profiles) or 'none'}")
+    profile = profiles[name] or {}
+    unknown = sorted(set(profile) - set(params) - {"profiles"})
+    if unknown or "profiles" in profile:
+        raise ConfigError(f"profiles.{name} changes {', '.join(unknown or ['profiles'])}, which params.yaml has no "
+                          f"section for (a profile can change: {', '.join(k for k in params if k != 'profiles')})")
+    return _merge(params, profile)
+
+
+def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key (keys the base lacks are added; their values are checked where the
+    section is read); any other value replaces the base's."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        old = base.get(key)
+        merged[key] = _merge(old, value) if isinstance(value, Mapping) and isinstance(old, Mapping) else value
+    return merged
+
+
 def _check_type(where: str, value: Any, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":

@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -51,10 +52,19 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         handle.write(text)
 
 
+# np.savez stamps every member with the current time; a fixed stamp makes the bytes (and so the
+# content hashes DVC and the schemas record) depend on the arrays alone.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
 def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
-    """Save arrays to an uncompressed ``.npz`` file, atomically."""
-    with atomic_open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+    """Save arrays to an uncompressed ``.npz`` file (``np.load`` reads it), atomically and
+    reproducibly: the same arrays always give the same bytes."""
+    with atomic_open(path, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            member = zipfile.ZipInfo(f"{name}.npy", date_time=_ZIP_TIME)
+            with archive.open(member, "w", force_zip64=True) as out:
+                np.lib.format.write_array(out, np.asanyarray(array), allow_pickle=False)
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

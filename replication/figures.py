@@ -1,0 +1,192 @@
+"""Drawing functions for the papers' figures (PLE Figs. 3, 7, 8; MMoE Figs. 3-4).
+
+Each function takes numbers already computed (by :mod:`replication.report`, from the results
+tables) and returns a matplotlib :class:`~matplotlib.figure.Figure`; none computes a statistic,
+reads a file or saves one. Figures are built without ``pyplot`` (no global figure state), so they
+render with the Agg canvas whatever the backend. Every figure colours a model the same way
+(:func:`model_style`), from seaborn's colour-blind-safe palette.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+# Display name of every registered model, in the order figures and tables list them: the five
+# models of the default pipeline first, so that they get the palette's five most distinct colours.
+MODEL_NAMES = {
+    "single_task": "Single-Task", "shared_bottom": "Hard Sharing", "mmoe": "MMoE", "cgc": "CGC", "ple": "PLE",
+    "omoe": "OMoE", "ml_mmoe": "ML-MMoE", "cross_stitch": "Cross-Stitch", "sluice": "Sluice Network",
+    "asymmetric_sharing": "Asymmetric Sharing", "customized_sharing": "Customized Sharing",
+    "l2_constrained": "L2-Constrained", "tensor_factorization": "Tensor-Factorization",
+}
+PALETTE = sns.color_palette("colorblind")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+PAPER_HATCH = "////"
+# Expert kinds (sorted: "shared", "task-specific"), in colours no model of Fig. 8 uses.
+KIND_COLORS = (PALETTE[7], PALETTE[9], PALETTE[8], PALETTE[5])
+
+
+@dataclass(frozen=True)
+class ModelStyle:
+    label: str
+    color: tuple[float, float, float]
+    marker: str
+    order: int
+
+
+def model_style(model: str) -> ModelStyle:
+    """The label, colour, marker and sort position of ``model``: the same in every figure, whichever
+    models a figure shows. A model missing from ``MODEL_NAMES`` gets a stable position from its name."""
+    names = list(MODEL_NAMES)
+    index = names.index(model) if model in names else len(names) + zlib.crc32(model.encode()) % 70
+    return ModelStyle(label=MODEL_NAMES.get(model, model), color=PALETTE[index % len(PALETTE)],
+                      marker=MARKERS[index % len(MARKERS)], order=index)
+
+
+def ordered_models(models: Sequence[str]) -> list[str]:
+    """The distinct ``models`` in display order."""
+    return sorted(set(models), key=lambda m: (model_style(m).order, m))
+
+
+def seesaw(points: pd.DataFrame, x_label: str, y_label: str, quadrant_label: str) -> Figure:
+    """PLE Fig. 3: one point per model at its (task-1, task-2) MTL gain, with the 95% intervals as
+    error bars, lines at zero (the reference's level) and the quadrant better on both tasks shaded.
+
+    ``points``: one row per model with ``model, x, x_low, x_high, y, y_low, y_high``.
+    """
+    fig = Figure(figsize=(7.5, 6.2), layout="constrained")
+    ax = fig.add_subplot()
+    for row in points.itertuples(index=False):
+        style = model_style(row.model)
+        ax.errorbar([row.x], [row.y], xerr=[[row.x - row.x_low], [row.x_high - row.x]],
+                    yerr=[[row.y - row.y_low], [row.y_high - row.y]], fmt="none", ecolor=style.color,
+                    elinewidth=1.2, capsize=3, alpha=0.8)
+        ax.scatter([row.x], [row.y], s=70, color=style.color, marker=style.marker, edgecolor="black",
+                   linewidth=0.6, zorder=3, label=style.label)
+        ax.annotate(style.label, (row.x, row.y), xytext=(6, 6), textcoords="offset points", fontsize=10)
+    # Limits hold every interval and zero, with room on the positive side for the shaded quadrant.
+    xs = np.r_[points["x_low"], points["x_high"], 0.0]
+    ys = np.r_[points["y_low"], points["y_high"], 0.0]
+    x_pad, y_pad = 0.1 * (np.ptp(xs) or 1e-4), 0.1 * (np.ptp(ys) or 1e-4)
+    x_max, y_max = max(xs.max(), 0.25 * np.ptp(xs)) + x_pad, max(ys.max(), 0.25 * np.ptp(ys)) + y_pad
+    ax.set_xlim(xs.min() - x_pad, x_max)
+    ax.set_ylim(ys.min() - y_pad, y_max)
+    ax.add_patch(Rectangle((0, 0), x_max, y_max, facecolor="0.85", edgecolor="none", zorder=0))
+    ax.text(x_max * 0.97, y_max * 0.97, quadrant_label, ha="right", va="top", fontsize=9)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.ticklabel_format(style="sci", scilimits=(-2, 2), useMathText=True)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.legend(loc="lower left", fontsize=9, framealpha=0.9)
+    return fig
+
+
+def correlation_gain_bars(bars: pd.DataFrame, tasks: Sequence[str], y_label: str, paper_label: str) -> Figure:
+    """PLE Fig. 7: MTL gain by task correlation, one panel per task, one bar per model in each
+    correlation's group, with its 95% interval; beside it, hatched, the paper's bar where it has one.
+
+    ``bars``: one row per (correlation, model, task) with ``gain, low, high, paper`` (``paper`` NaN
+    where the paper shows no bar).
+    """
+    correlations = sorted(bars["correlation"].unique())
+    models = ordered_models(bars["model"])
+    with_paper = [m for m in models if bars.loc[bars["model"] == m, "paper"].notna().any()]
+    slots = [(m, False) for m in models] + [(m, True) for m in with_paper]
+    slots.sort(key=lambda s: (models.index(s[0]), s[1]))  # each model's paper bar right after its own
+    width = 0.8 / len(slots)
+    fig = Figure(figsize=(min(14.0, 4.0 + 1.2 * len(correlations) + 0.1 * len(slots) * len(correlations)), 7.5),
+                 layout="constrained")
+    axes = fig.subplots(len(tasks), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, task in zip(axes, tasks):
+        here = bars[bars["task"] == task].set_index(["model", "correlation"])
+        for k, (model, paper) in enumerate(slots):
+            style = model_style(model)
+            rows = here.loc[model].reindex(correlations) if model in here.index.get_level_values(0) else None
+            if rows is None:
+                continue
+            offset = (k - (len(slots) - 1) / 2) * width
+            x = np.arange(len(correlations)) + offset
+            if paper:
+                shown = rows["paper"].notna().to_numpy()
+                ax.bar(x[shown], rows["paper"].to_numpy()[shown], width, facecolor="white", edgecolor=style.color,
+                       hatch=PAPER_HATCH, linewidth=1.2, label=f"{style.label}, {paper_label}")
+            else:
+                ax.bar(x, rows["gain"], width, color=style.color, edgecolor="black", linewidth=0.5,
+                       label=style.label, yerr=[rows["gain"] - rows["low"], rows["high"] - rows["gain"]],
+                       error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"})
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_title(task)
+        ax.set_ylabel(y_label)
+        ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
+    axes[-1].set_xticks(np.arange(len(correlations)), [f"{p:g}" for p in correlations])
+    axes[-1].set_xlabel("task correlation p = cos(w1, w2)")
+    handles = [Patch(facecolor=model_style(m).color, edgecolor="black", label=model_style(m).label) for m in models]
+    if with_paper:
+        handles.append(Patch(facecolor="white", edgecolor="dimgray", hatch=PAPER_HATCH, label=paper_label))
+    axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
+                   title="bars (ours: 95% CI)", title_fontsize=9)
+    return fig
+
+
+def loss_vs_correlation(lines: pd.DataFrame, y_label: str, interval_label: str) -> Figure:
+    """MMoE Figs. 3-4 style: test loss against task correlation, one line per model with its interval
+    as error bars (models dodged a little along x so that the bars stay apart). ``lines``: one row per (correlation, model) with ``value, low, high``."""
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    models = ordered_models(lines["model"])
+    correlations = sorted(lines["correlation"].unique())
+    dodge = 0.012 * (max(correlations) - min(correlations) or 1.0)  # keeps the error bars apart
+    for k, model in enumerate(models):
+        rows = lines[lines["model"] == model].sort_values("correlation")
+        style = model_style(model)
+        ax.errorbar(rows["correlation"] + (k - (len(models) - 1) / 2) * dodge, rows["value"],
+                    yerr=[rows["value"] - rows["low"], rows["high"] - rows["value"]], color=style.color,
+                    marker=style.marker, label=style.label, linewidth=1.6, capsize=3, elinewidth=1)
+    ax.set_xticks(correlations, [f"{p:g}" for p in correlations])
+    ax.set_xlabel("task correlation p = cos(w1, w2)")
+    ax.set_ylabel(y_label)
+    ax.grid(True, linewidth=0.4, alpha=0.5)
+    ax.legend(fontsize=9, title=interval_label, title_fontsize=8, loc="best")
+    return fig
+
+
+def expert_utilization(usage: pd.DataFrame, y_label: str) -> Figure:
+    """PLE Fig. 8: for every gated model (a row of panels) and each of its gates (a panel), one bar per
+    expert at its mean gate weight with a std error bar, coloured by the expert's kind.
+
+    ``usage``: one row per (model, level, gate, expert) with ``expert_kind, mean, std``.
+    """
+    models = ordered_models(usage["model"])
+    gates = {m: list(usage[usage["model"] == m][["level", "gate"]].drop_duplicates().itertuples(index=False, name=None))
+             for m in models}
+    n_cols = max(len(g) for g in gates.values())
+    kinds = sorted(usage["expert_kind"].unique())
+    kind_color = dict(zip(kinds, KIND_COLORS))
+    fig = Figure(figsize=(3.2 * n_cols + 1.5, 2.6 * len(models) + 0.6), layout="constrained")
+    axes = fig.subplots(len(models), n_cols, squeeze=False, sharey=True)
+    for row, model in zip(axes, models):
+        for ax, (level, gate) in zip(row, gates[model]):
+            part = usage[(usage["model"] == model) & (usage["level"] == level) & (usage["gate"] == gate)]
+            ax.bar(np.arange(len(part)), part["mean"], color=[kind_color[k] for k in part["expert_kind"]],
+                   yerr=part["std"], error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"},
+                   edgecolor="black", linewidth=0.5)
+            ax.set_xticks(np.arange(len(part)), part["expert"], rotation=45, ha="right", fontsize=8)
+            ax.set_title(f"{model_style(model).label}: level {level}, {gate} gate", fontsize=10)
+            ax.set_ylim(0, 1)
+            ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
+        for ax in row[len(gates[model]):]:
+            ax.set_axis_off()
+        row[0].set_ylabel(y_label)
+    fig.legend(handles=[Patch(facecolor=kind_color[k], edgecolor="black", label=f"{k} expert") for k in kinds],
+               loc="outside upper center", ncols=len(kinds), fontsize=9)
+    return fig

@@ -1,0 +1,63 @@
+"""The protocol a run was trained under, and its hash: runs of one protocol hash are comparable
+(paired by seed, in one table); runs of different hashes never share a table.
+
+The protocol is what decides the numbers: the record format, the data (data set, task group, split
+seed, content hash), the tasks with their metrics, and the training configuration. Left out are the
+keys that only decide how a run executes (:data:`EXECUTION_KEYS`: device, worker processes, threads,
+evaluation batch size) and the loss weighting (:data:`LOSS_WEIGHTING_KEYS`), which the leaderboard
+shows in a column of its own so that weightings of one protocol share a table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Mapping
+
+EXECUTION_KEYS = ("device", "seed_workers", "num_threads", "eval_batch_size")
+LOSS_WEIGHTING_KEYS = ("loss_weights", "loss_weight_decay")
+HASH_LENGTH = 16  # hex characters of the SHA-256
+
+
+def protocol(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a run record that define its protocol (see the module docstring)."""
+    dropped = set(EXECUTION_KEYS) | set(LOSS_WEIGHTING_KEYS)
+    return {
+        "format": record["format"],
+        "dataset": record["dataset"],
+        "task_group": record["task_group"],
+        "split_seed": record["split_seed"],
+        "data_hash": record["data_hash"],
+        "tasks": [{"name": t["name"], "type": t["type"], "metrics": sorted(record["test"][t["name"]])}
+                  for t in record["tasks"]],
+        "train": {k: v for k, v in record["train"].items() if k not in dropped},
+    }
+
+
+def protocol_hash(record: Mapping[str, Any]) -> str:
+    """First 16 hex characters of the SHA-256 of the protocol as canonical JSON (sorted keys, no spaces)."""
+    text = json.dumps(protocol(record), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:HASH_LENGTH]
+
+
+def loss_weighting(record: Mapping[str, Any]) -> str:
+    """The run's loss weighting in brief: ``equal`` when no weight or decay is set, else e.g.
+    ``w0 income=2; gamma marital=0.9`` (PLE Eqs. 9-10; unnamed tasks keep 1)."""
+    parts = [
+        f"{label} " + ",".join(f"{task}={value:g}" for task, value in sorted(record["train"][key].items()))
+        for key, label in zip(LOSS_WEIGHTING_KEYS, ("w0", "gamma")) if record["train"].get(key)
+    ]
+    return "; ".join(parts) or "equal"
+
+
+def protocol_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """``key: a-value vs b-value`` for every protocol field where two records differ."""
+    flat_a, flat_b = _flatten(protocol(a)), _flatten(protocol(b))
+    return [f"{key}: {flat_a.get(key, '(absent)')!r} vs {flat_b.get(key, '(absent)')!r}"
+            for key in sorted(set(flat_a) | set(flat_b)) if flat_a.get(key) != flat_b.get(key)]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        return {k: v for key, item in value.items() for k, v in _flatten(item, f"{prefix}{key}.").items()}
+    return {prefix.rstrip("."): value}

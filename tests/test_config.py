@@ -1,0 +1,59 @@
+"""Parameter profiles (``--profile``) and reproducible array files."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from replication.config import ConfigError, apply_profile, load_params
+from replication.io import save_npz
+from tests.conftest import REPO
+
+PARAMS = {
+    "train": {"lr": 0.001, "batch_size": 1024},
+    "models": {"mmoe": {"n_experts": 4, "expert_units": [64]}, "ple": {"n_levels": 2}},
+    "profiles": {
+        "small": {"train": {"batch_size": 256}, "models": {"mmoe": {"expert_units": [16], "tower_units": [8]}}},
+        "typo": {"trian": {"lr": 0.1}},
+        "recursive": {"profiles": {}},
+    },
+}
+
+
+def test_profile_merges_mappings_key_by_key_and_replaces_lists():
+    merged = apply_profile(PARAMS, "small")
+    assert merged["train"] == {"lr": 0.001, "batch_size": 256}
+    assert merged["models"]["mmoe"] == {"n_experts": 4, "expert_units": [16], "tower_units": [8]}
+    assert merged["models"]["ple"] == {"n_levels": 2}
+    assert PARAMS["train"]["batch_size"] == 1024  # the input is left as it was
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing", "--profile 'missing': params.yaml has no profiles.missing; profiles: small, typo, recursive"),
+    ("typo", "profiles.typo changes trian, which params.yaml has no section for"),
+    ("recursive", "profiles.recursive changes profiles"),
+])
+def test_bad_profiles_are_refused_with_the_key(name, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        apply_profile(PARAMS, name)
+
+
+def test_the_synthetic_profile_of_params_yaml_applies():
+    params = apply_profile(load_params(REPO / "params.yaml"), "synthetic")
+    assert params["models"]["mmoe"]["n_experts"] == 8  # the MMoE paper's synthetic setting
+    assert params["train"] == load_params(REPO / "params.yaml")["train"]
+
+
+def test_save_npz_bytes_do_not_depend_on_the_time(tmp_path, monkeypatch):
+    arrays = {"x": np.arange(6, dtype=np.float32).reshape(2, 3), "y": np.array([1, 2], dtype=np.int64)}
+    save_npz(tmp_path / "a.npz", **arrays)
+    later = time.time() + 86_400 * 400
+    monkeypatch.setattr(time, "time", lambda: later)
+    save_npz(tmp_path / "b.npz", **arrays)
+    assert (tmp_path / "a.npz").read_bytes() == (tmp_path / "b.npz").read_bytes()
+    with np.load(tmp_path / "b.npz") as loaded:
+        assert sorted(loaded.files) == ["x", "y"]
+        np.testing.assert_array_equal(loaded["x"], arrays["x"])
+        assert loaded["y"].dtype == np.int64

@@ -1,0 +1,418 @@
+"""Figures, tables and REPORT.md (issue 7): drawings show exactly the numbers given; the best run is
+chosen on validation; LaTeX is escaped; bad inputs are clear errors; the report's numbers and
+verdicts are those of the tables it read. Inputs are written by the real producers (aggregate,
+stats, experts, sweep table) from hand-made run records whose answers are known."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.image import imread
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from replication import figures, report
+from replication.aggregate import aggregate, write_stats
+from replication.cli import main
+from replication.config import ConfigError
+from replication.experts import write_experts
+from replication.io import write_json, write_text
+from replication.sweep import findings, sweep_table
+from replication.verdicts import gap_by_correlation
+
+TASKS = [{"name": "income", "type": "binary"}, {"name": "marital", "type": "binary"}]
+SEEDS = range(4)
+# Test AUC offsets from Single-Task per model and task (plus a small seed-dependent wobble): PLE is
+# clearly better on income and clearly worse on marital; MMoE's marital gain is within noise.
+OFFSETS = {"single_task": (0.0, 0.0), "shared_bottom": (-0.002, -0.001), "mmoe": (-0.001, 0.0), "ple": (0.004, -0.003)}
+WOBBLE = (0.0001, -0.0002, 0.00015, -0.00005)
+SCALE = {"single_task": 0.0, "shared_bottom": 1.0, "mmoe": 2.0, "ple": 1.0}  # wobble per model: pairs vary
+ENVIRONMENT = {"device": "cpu (test)", "git_commit": "abc123", "versions": {"python": "3.11", "torch": "2.x"}}
+
+
+def census_record(model, seed, income, marital, validation=None, task_group="income-marital", tasks=TASKS):
+    names = [t["name"] for t in tasks]
+    gates = {} if model in ("single_task", "shared_bottom") else {
+        names[0]: {"experts": [f"{names[0]}/0", "shared/0"], "mean": [0.7 + 0.01 * seed, 0.3 - 0.01 * seed],
+                   "std": [0.1, 0.05]},
+        names[1]: {"experts": [f"{names[1]}/0", "shared/0"], "mean": [0.4, 0.6], "std": [0.2, 0.2]},
+    }
+    return {
+        "model": model, "seed": seed, "tasks": tasks, "dataset": "census-income-kdd", "task_group": task_group,
+        "split_seed": 0, "data_hash": "f00dfeed" * 8, "main_task": names[0],
+        "test": {names[0]: {"auc": income}, names[1]: {"auc": marital}},
+        "validation": validation or {names[0]: {"auc": income}, names[1]: {"auc": marital}},
+        "best_epoch": {n: 3 for n in names}, "n_parameters": 100, "environment": ENVIRONMENT, "gates_test": gates,
+    }
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """Run records, and the census table, statistics, experts table and sweep table made from them."""
+    root = tmp_path_factory.mktemp("inputs")
+    for model, (d_income, d_marital) in OFFSETS.items():
+        for seed in SEEDS:
+            scale = SCALE[model]
+            record = census_record(model, seed, 0.94 + d_income + WOBBLE[seed] * scale,
+                                   0.99 + d_marital + WOBBLE[-1 - seed] * scale)
+            write_json(root / "runs" / model / f"seed_{seed}.json", record)
+    aggregate(root / "runs", root / "census")
+    write_stats(root / "runs", root / "stats", references=("single_task", "ple"))
+    write_experts(root / "runs", root / "experts.csv")
+    table = sweep_table(sweep_runs_table(), "single_task")
+    write_text(root / "sweep.csv", table.to_csv(index=False, float_format="%.6g"))
+    return root
+
+
+def sweep_runs_table(seeds=range(3)) -> pd.DataFrame:
+    """Tidy synthetic runs whose Hard Sharing-MMoE gap grows as the correlation falls and where PLE
+    has the largest gain (MSE: lower is better)."""
+    mse = {"single_task": lambda p: 0.020, "shared_bottom": lambda p: 0.020 + 0.01 * (1 - p),
+           "mmoe": lambda p: 0.019, "ple": lambda p: 0.018}
+    rows = [{"correlation": p, "task_group": f"correlation={p:g}", "model": m, "seed": s, "task": task,
+             "metric": "mse", "higher_is_better": False, "value": f(p) + 0.0001 * s + 0.00003 * (m == "ple") * s}
+            for p in (0.2, 0.5, 1.0) for m, f in mse.items() for s in seeds for task in ("task1", "task2")]
+    return pd.DataFrame(rows)
+
+
+def cli_args(root, out, *, runs=True):
+    args = ["figures", "--census", str(root / "census.csv"), "--census-stats", str(root / "stats"),
+            "--experts", str(root / "experts.csv"), "--sweep", str(root / "sweep.csv"), "--out", str(out)]
+    return args + (["--runs", str(root / "runs")] if runs else [])
+
+
+@pytest.fixture(scope="module")
+def produced(inputs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("paper_figures")
+    assert main(cli_args(inputs, out)) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- drawing
+
+def test_every_model_keeps_one_colour_and_the_main_five_differ():
+    assert figures.model_style("ple") == figures.model_style("ple")
+    main_five = [figures.model_style(m).color for m in ("single_task", "shared_bottom", "mmoe", "cgc", "ple")]
+    assert len(set(main_five)) == 5
+    assert all(c in figures.PALETTE for c in main_five)
+    assert figures.model_style("a_new_model") == figures.model_style("a_new_model")
+    assert figures.ordered_models(["ple", "single_task", "mmoe"]) == ["single_task", "mmoe", "ple"]
+
+
+def test_seesaw_draws_one_point_per_model_at_its_gains():
+    points = pd.DataFrame({"model": ["mmoe", "ple", "cgc"], "x": [-0.001, 0.002, 0.0005], "y": [0.0003, 0.001, -0.002]})
+    points = points.assign(x_low=points["x"] - 1e-4, x_high=points["x"] + 2e-4, y_low=points["y"] - 1e-4,
+                           y_high=points["y"] + 1e-4)
+    fig = figures.seesaw(points, "income gain", "marital gain", "better on both")
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    dots = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(dots) == 3
+    np.testing.assert_allclose(np.vstack([d.get_offsets() for d in dots]), points[["x", "y"]].to_numpy())
+    assert [t.get_text() for t in ax.texts if t.get_text() != "better on both"] == ["MMoE", "PLE", "CGC"]
+    shaded = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_xy() == (0, 0)]
+    assert len(shaded) == 1 and shaded[0].get_width() > 0 and shaded[0].get_height() > 0
+    assert ax.get_xlabel() == "income gain" and ax.get_ylabel() == "marital gain"
+
+
+def test_fig7_bar_heights_are_the_gains_and_the_paper_bars_sit_beside_them():
+    bars = pd.DataFrame({
+        "correlation": [0.2, 0.2, 1.0, 1.0], "model": ["mmoe", "cgc", "mmoe", "cgc"], "task": ["task1"] * 4,
+        "gain": [0.004, -0.001, 0.002, 0.003], "paper": [0.0045, np.nan, np.nan, np.nan]})
+    bars = bars.assign(low=bars["gain"] - 0.001, high=bars["gain"] + 0.001)
+    fig = figures.correlation_gain_bars(bars, ["task1"], "MTL gain", "paper (read off Fig. 7)")
+    containers = {c.get_label(): c for c in fig.axes[0].containers}
+    assert [p.get_height() for p in containers["MMoE"]] == pytest.approx([0.004, 0.002])
+    assert [p.get_height() for p in containers["CGC"]] == pytest.approx([-0.001, 0.003])
+    paper = containers["MMoE, paper (read off Fig. 7)"]
+    assert [p.get_height() for p in paper] == pytest.approx([0.0045])  # only where the paper has a bar
+    assert paper.patches[0].get_hatch() == figures.PAPER_HATCH
+    assert paper.patches[0].get_x() > containers["MMoE"].patches[0].get_x()  # beside ours, not on it
+    assert "CGC, paper (read off Fig. 7)" not in containers  # no paper values: no slot
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["MMoE", "CGC", "paper (read off Fig. 7)"]
+
+
+def test_loss_figure_has_one_line_per_model_through_the_given_values():
+    lines = pd.DataFrame({"correlation": [0.5, 1.0, 0.5, 1.0], "model": ["ple", "ple", "shared_bottom", "shared_bottom"],
+                          "value": [0.02, 0.018, 0.03, 0.019]})
+    lines = lines.assign(low=lines["value"] - 0.001, high=lines["value"] + 0.001)
+    ax = figures.loss_vs_correlation(lines, "test MSE", "bars: 95% CI").axes[0]
+    drawn = {c.get_label(): np.asarray(c.lines[0].get_ydata(), dtype=float) for c in ax.containers}  # (data line, caps, bars)
+    assert set(drawn) == {"PLE", "Hard Sharing"}
+    np.testing.assert_allclose(drawn["PLE"], [0.02, 0.018])
+    np.testing.assert_allclose(drawn["Hard Sharing"], [0.03, 0.019])
+
+
+def test_expert_figure_has_one_bar_per_expert_coloured_by_kind():
+    usage = pd.DataFrame({
+        "model": ["cgc"] * 3 + ["mmoe"] * 2, "level": 1, "gate": ["income", "income", "income", "marital", "marital"],
+        "expert": ["income/0", "shared/0", "shared/1", "shared/0", "shared/1"],
+        "expert_kind": ["task-specific", "shared", "shared", "shared", "shared"],
+        "mean": [0.86, 0.1, 0.04, 0.5, 0.5], "std": [0.1, 0.05, 0.02, 0.2, 0.2]})
+    fig = figures.expert_utilization(usage, "gate weight")
+    drawn = [ax for ax in fig.axes if ax.axison]
+    assert len(drawn) == 2  # mmoe row: one gate; cgc row: one gate
+    bars = {ax.get_title(): ax.patches for ax in drawn}
+    cgc = bars["CGC: level 1, income gate"]
+    assert [p.get_height() for p in cgc] == pytest.approx([0.86, 0.1, 0.04])
+    assert cgc[1].get_facecolor() == cgc[2].get_facecolor() != cgc[0].get_facecolor()
+
+
+def test_saved_figures_are_png_at_200_dpi_and_pdf(tmp_path):
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([0, 1])
+    paths = report.save_figure(fig, tmp_path, "f")
+    assert [p.name for p in paths] == ["f.png", "f.pdf"]
+    assert imread(tmp_path / "f.png").shape[:2] == (report.DPI, 2 * report.DPI) and report.DPI >= 150
+    assert (tmp_path / "f.pdf").read_bytes().startswith(b"%PDF")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+# ---------------------------------------------------------------------------------------------- tables
+
+def test_best_run_is_chosen_on_validation_not_test():
+    """Seed 1 has the best validation income AUC, seed 2 the best test income AUC: MMoE's best run is seed 1,
+    and its marital value is seed 1's."""
+    validation = {0: 0.90, 1: 0.95, 2: 0.91}
+    test = {0: (0.93, 0.990), 1: (0.92, 0.991), 2: (0.97, 0.999)}
+    records = [census_record("mmoe", s, *test[s], validation={"income": {"auc": validation[s]}, "marital": {"auc": 0.5}})
+               for s in validation]
+    records += [census_record("single_task", s, 0.94, 0.99) for s in range(3)]
+    best = report.best_runs(records).set_index(["model", "task"])
+    assert best.loc[("mmoe", "income"), "best_seed"] == 1
+    assert best.loc[("mmoe", "income"), "best"] == pytest.approx(0.92)
+    assert best.loc[("mmoe", "marital"), "best"] == pytest.approx(0.991)
+    assert best.loc[("mmoe", "income"), "mean"] == pytest.approx(np.mean([0.93, 0.92, 0.97]))
+    table = report.best_run_table(records)
+    assert table.stem == "mmoe_table1_census"
+    row = table.values.set_index("model").loc["mmoe"]
+    assert row["income_best"] == pytest.approx(0.92) and row["income_paper_mmoe_table1_best"] == pytest.approx(0.9410)
+    assert row["best_validation_income"] == pytest.approx(0.95)
+    assert table.display.set_index("model").loc["MMoE", "income, best run"] == "0.92000"
+
+
+def test_best_run_table_follows_the_records_task_group():
+    tasks = [{"name": "education", "type": "binary"}, {"name": "marital", "type": "binary"}]
+    records = [census_record(m, s, 0.88 + 0.001 * s, 0.99, task_group="education-marital", tasks=tasks)
+               for m in ("mmoe", "omoe") for s in range(2)]
+    table = report.best_run_table(records)
+    assert table.stem == "mmoe_table2_census"
+    row = table.values.set_index("model").loc["omoe"]
+    assert row["best_seed"] == 1 and row["education_paper_mmoe_table2_mean"] == pytest.approx(0.8813)
+    assert "education, best run" in table.display.columns
+
+
+def test_latex_escapes_underscores_and_specials():
+    assert report.latex_escape("single_task 5% a&b ±") == r"single\_task 5\% a\&b $\pm$"
+    table = report.Table("t", "cap_tion", pd.DataFrame(), pd.DataFrame({"model_name": ["shared_bottom"], "x": ["1 ± 2"]}),
+                         ["note_1"])
+    tex = report.latex_table(table)
+    assert r"shared\_bottom & 1 $\pm$ 2 \\" in tex and r"model\_name & x \\" in tex
+    assert r"\caption{cap\_tion}" in tex and r"note\_1" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex
+    body = [line for line in tex.splitlines() if not line.startswith((r"\label", "%"))]
+    assert not [line for line in body if re.search(r"(?<!\\)_", line)]
+
+
+def test_table5_shows_ours_and_the_papers_values_and_flags_the_inconsistent_cell(inputs, produced):
+    census = pd.read_csv(inputs / "census.csv").set_index(["model", "task"])
+    written = pd.read_csv(produced / "table5_census.csv").set_index("model")
+    assert written.loc["ple", "income_mtl_gain"] == pytest.approx(census.loc[("ple", "income"), "mtl_gain"], rel=1e-5)
+    assert written.loc["mmoe", "income_paper_ple_table5_mtl_gain"] == pytest.approx(0.0048)
+    md = (produced / "table5_census.md").read_text()
+    assert "+0.0048 (!)" in md and "(!) ple_table5: printed gain +0.0048 is inconsistent" in md
+    ple = census.loc[("ple", "income")]
+    assert f"| PLE | {ple['mean']:.5f} ± {ple['std']:.5f} | {ple['mtl_gain']:+.5f} [" in md
+    assert "]* | 0.9522 | +0.0078 |" in md  # significant, then the paper's AUC and gain
+    tex = (produced / "table5_census.tex").read_text()
+    assert r"ple\_table5" in tex and "ple_table5" not in tex.replace(r"\_", "")
+
+
+def test_what_is_drawn_is_read_from_the_tables(inputs):
+    """The numbers handed to the drawings: per-seed means of the experts table averaged over seeds;
+    sweep gains with the paper's bars; the loss averaged over tasks with the tasks' intervals averaged."""
+    usage = report.expert_usage(pd.read_csv(inputs / "experts.csv")).set_index(["model", "gate", "expert"])
+    assert usage.loc[("ple", "income", "income/0"), "mean"] == pytest.approx(np.mean([0.7 + 0.01 * s for s in SEEDS]))
+    assert usage.loc[("ple", "income", "income/0"), "std"] == pytest.approx(0.1)
+    assert set(usage.index.get_level_values("model")) == {"mmoe", "ple"}  # ungated models have no gates
+    sweep = pd.read_csv(inputs / "sweep.csv")
+    bars = report.fig7_bars(sweep).set_index(["correlation", "model", "task"])
+    assert "single_task" not in bars.index.get_level_values("model")  # the reference has no gain
+    assert bars.loc[(0.2, "ple", "task1"), "paper"] == pytest.approx(0.0069)
+    assert bars.loc[(0.5, "mmoe", "task2"), "paper"] == pytest.approx(-0.0010)
+    row = sweep[(sweep["correlation"] == 0.5) & (sweep["model"] == "mmoe")]
+    lines = report.loss_by_correlation(sweep).set_index(["correlation", "model"])
+    assert lines.loc[(0.5, "mmoe"), "value"] == pytest.approx(row["mean"].mean())
+    assert lines.loc[(0.5, "mmoe"), "low"] == pytest.approx(row["t_low"].mean())
+    assert lines.loc[(0.5, "mmoe"), "high"] == pytest.approx(row["t_high"].mean())
+    uneven = sweep.copy()
+    uneven.loc[uneven.index[0], "n_seeds"] = 2
+    with pytest.raises(ConfigError, match="different seed counts across tasks"):
+        report.loss_by_correlation(uneven)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+def test_missing_inputs_are_skipped_with_a_logged_line(inputs, tmp_path, capsys):
+    assert main(["figures", "--experts", str(inputs / "experts.csv"), "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "skipping PLE Fig. 7 (MTL gain by correlation): --sweep not given" in err
+    assert "skipping PLE Table 5 (census): --census not given" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "REPORT.md", "fig8_expert_utilization.pdf", "fig8_expert_utilization.png"]
+    text = (tmp_path / "REPORT.md").read_text()
+    assert "- PLE Fig. 3 (seesaw): --census not given" in text
+    assert "| claims from --census | --census not given | **not assessed** |" in text
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda t: t.drop(columns=["mtl_gain_low"]), "lacks the column(s) mtl_gain_low"),
+    (lambda t: t.assign(mean="high"), "column 'mean' holds non-numbers"),
+    (lambda t: t.assign(significant="maybe"), "column 'significant' must be True or False"),
+    (lambda t: pd.concat([t, t.iloc[:1]]), "more than one row for"),
+    (lambda t: t.iloc[:0], "has no rows"),
+])
+def test_a_malformed_input_is_a_clear_error(inputs, tmp_path, damage, message):
+    bad = tmp_path / "census.csv"
+    damage(pd.read_csv(inputs / "census.csv")).to_csv(bad, index=False)
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        report.load_inputs(census=bad)
+    assert str(bad) in str(error.value) and "python -m replication aggregate" in str(error.value)
+
+
+def test_a_given_input_that_does_not_exist_or_is_not_csv_is_an_error(inputs, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["figures", "--sweep", str(tmp_path / "nope.csv"), "--out", str(out)]) == 2
+    assert f"{tmp_path / 'nope.csv'} does not exist; write it with `python -m replication sweep`" in capsys.readouterr().err
+    assert not out.exists()
+    (tmp_path / "binary.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError, match="not a readable CSV table"):
+        report.load_inputs(experts=tmp_path / "binary.csv")
+    with pytest.raises(ConfigError, match="give at least one of --census"):
+        report.load_inputs()
+
+
+def test_inputs_from_different_runs_are_refused(inputs, tmp_path):
+    census = pd.read_csv(inputs / "census.csv")
+    census.loc[(census["model"] == "ple") & (census["task"] == "income"), "mean"] += 0.01
+    census.to_csv(tmp_path / "census.csv", index=False)
+    with pytest.raises(ConfigError, match="the inputs disagree: ple income: mean test metric of --runs"):
+        report.load_inputs(census=tmp_path / "census.csv", runs=[inputs / "runs"])
+    census = pd.read_csv(inputs / "census.csv")
+    census.loc[census["model"] == "mmoe", "mtl_gain"] *= 2
+    census.to_csv(tmp_path / "census.csv", index=False)
+    with pytest.raises(ConfigError, match="gain in --census-stats"):
+        report.load_inputs(census=tmp_path / "census.csv", census_stats=inputs / "stats")
+
+
+# ---------------------------------------------------------------------------------------------- verdicts
+
+@pytest.mark.parametrize("gain, significant, expected", [
+    (0.003, True, report.REPRODUCED), (-0.003, True, report.NOT_REPRODUCED),
+    (0.003, False, report.INCONCLUSIVE), (-0.003, False, report.INCONCLUSIVE), (np.nan, False, report.INCONCLUSIVE),
+])
+def test_verdict_rule(gain, significant, expected):
+    assert report.verdict(gain, significant) == expected
+
+
+def test_census_verdicts_follow_the_table(inputs):
+    census = report.read_table(inputs / "census.csv", report.CENSUS_COLUMNS, "aggregate", ["model", "task"])
+    verdicts = {v.claim: v.verdict for v in report.census_verdicts(census)}
+    assert verdicts == {"PLE beats Single-Task on census income": report.REPRODUCED,
+                        "PLE beats Single-Task on census marital": report.NOT_REPRODUCED}
+    assert [v.verdict for v in report.census_verdicts(census, model="cgc")] == [report.NOT_ASSESSED] * 2
+    comparisons = pd.read_csv(inputs / "stats" / "comparisons.csv")
+    versus = {v.claim: v.verdict for v in report.versus_verdicts(comparisons)}
+    assert versus == {"PLE beats MMoE on census income": report.REPRODUCED,
+                      "PLE beats MMoE on census marital": report.NOT_REPRODUCED}
+    assert report.versus_verdicts(comparisons[comparisons["reference"] != "ple"])[0].verdict == report.NOT_ASSESSED
+
+
+def test_synthetic_verdicts_on_a_sweep_table_built_from_records():
+    runs = sweep_runs_table()
+    table = sweep_table(runs, "single_task")
+    # The gap of means equals the mean over seeds of the per-seed gaps (same seeds on both sides).
+    per_seed = runs.pivot_table(index=["correlation", "seed"], columns="model", values="value", aggfunc="mean")
+    expected = (per_seed["shared_bottom"] - per_seed["mmoe"]).groupby("correlation").mean()
+    gap = gap_by_correlation(table, (0.2, 0.5, 1.0))
+    np.testing.assert_allclose(gap["gap"], expected.loc[[0.2, 0.5, 1.0]], atol=1e-12)
+    verdicts = report.synthetic_verdicts(table)
+    assert [v.verdict for v in verdicts] == [report.REPRODUCED] * 4
+    assert "\n".join(findings(table)).count("(paper: +87.2%)") == 2
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+def test_every_artifact_is_written(produced):
+    stems = ["table5_census", "mmoe_table1_census", "fig3_seesaw", "fig7_correlation_gain",
+             "mmoe_fig3_loss_vs_correlation", "fig8_expert_utilization"]
+    names = {p.name for p in produced.iterdir()}
+    for stem in stems[:2]:
+        assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= names
+    for stem in stems[2:]:
+        assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    text = (produced / "REPORT.md").read_text()
+    for stem in stems:
+        assert (f"[{stem}.tex]({stem}.tex)" if stem.endswith("census") else f"![{stem}]({stem}.png)") in text
+    assert "## Not produced" not in text
+
+
+def _number(text: str) -> float:
+    return float(text.replace("−", "-"))
+
+
+INTERVAL = r"([+-]\d+\.\d+) \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\]"
+
+
+def test_report_numbers_and_verdicts_are_the_tables(inputs, produced):
+    text = (produced / "REPORT.md").read_text()
+    census = pd.read_csv(inputs / "census.csv").set_index(["model", "task"])
+    comparisons = pd.read_csv(inputs / "stats" / "comparisons.csv").set_index(["reference", "model", "task"])
+    # PLE against Single-Task: the census table's gain, interval, Holm p, seeds and verdict.
+    rows = re.findall(rf"\| PLE beats Single-Task on census (\w+) \| PLE − Single-Task test AUC: {INTERVAL} \(95% CI\), "
+                      r"Holm p = (\S+), (\d+) seeds \| \*\*(.+?)\*\* \|", text)
+    assert [r[0] for r in rows] == ["income", "marital"]
+    for task, gain, low, high, p, seeds, said in rows:
+        row = census.loc[("ple", task)]
+        assert [_number(gain), _number(low), _number(high)] == pytest.approx(
+            [row["mtl_gain"], row["mtl_gain_low"], row["mtl_gain_high"]], abs=5e-6)
+        assert float(p) == pytest.approx(row["pvalue_holm"], rel=5e-3)
+        assert int(seeds) == row["n_seeds"]
+        assert said == report.verdict(row["mtl_gain"], row["significant"])
+    # PLE against MMoE: comparisons.csv's MMoE-vs-PLE row, negated.
+    rows = re.findall(rf"\| PLE beats MMoE on census (\w+) \| PLE − MMoE test metric: {INTERVAL} \(95% CI\), "
+                      r"Holm p = (\S+) .*?\| \*\*(.+?)\*\* \|", text)
+    assert [r[0] for r in rows] == ["income", "marital"]
+    for task, gain, low, high, p, said in rows:
+        row = comparisons.loc[("ple", "mmoe", task)]
+        assert [_number(gain), _number(low), _number(high)] == pytest.approx(
+            [-row["gain"], -row["gain_high"], -row["gain_low"]], abs=5e-6)
+        assert float(p) == pytest.approx(row["t_pvalue_holm"], rel=5e-3)
+        assert said == report.verdict(-row["gain"], row["significant"])
+    # Table 5 as embedded: every model's mean ± std.
+    for (model, task), row in census.iterrows():
+        assert f"{row['mean']:.5f} ± {row['std']:.5f}" in text
+    # Synthetic: the gaps are differences of the sweep table's means, the gains its gains.
+    sweep = pd.read_csv(inputs / "sweep.csv")
+    means = sweep.groupby(["correlation", "model"])["mean"].mean()
+    for p, gap in re.findall(r"p = (\S+): ([+-]\d\.\d+)", text):
+        assert _number(gap) == pytest.approx(means[(float(p), "shared_bottom")] - means[(float(p), "mmoe")], abs=5e-7)
+    gains = sweep[sweep["correlation"].isin([0.2, 0.5, 1.0])].groupby("model")["gain"].mean()
+    ranked = re.search(r"PLE ([+-]\d\.\d+); MMoE ([+-]\d\.\d+); Hard Sharing ([+-]\d\.\d+)", text)
+    assert [_number(g) for g in ranked.groups()] == pytest.approx(
+        [gains["ple"], gains["mmoe"], gains["shared_bottom"]], abs=5e-7)
+    # Protocol and environment come from the records.
+    assert "split seed 0, processed data f00dfeedf00d" in text
+    assert "Runs trained on: cpu (test) (16 runs)" in text and "abc123 (16 runs)" in text
+    assert f"{len(OFFSETS)} models, {len(SEEDS)} seeds each" in text
+
+
+def test_report_is_byte_identical_when_regenerated(inputs, produced, tmp_path):
+    assert main(cli_args(inputs, tmp_path)) == 0
+    for name in ("REPORT.md", "table5_census.tex", "fig3_seesaw.pdf", "fig3_seesaw.png"):
+        assert (tmp_path / name).read_bytes() == (produced / name).read_bytes(), name

@@ -75,12 +75,15 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
 
 
 def _train(args: argparse.Namespace) -> None:
+    from models.registry import model_spec
     from replication.data.processed import load_processed
     from replication.train import parse_seeds, train_model
 
-    _, cfg, hparams = _training_setup(args, args.model)
+    # A model of one's own (FILE.py:Class) is recorded under its stable name, as `compare` does.
+    model = model_spec(args.model) if ":" in args.model else args.model
+    _, cfg, hparams = _training_setup(args, model)
     seeds = parse_seeds(args.seeds)
-    train_model(args.model, hparams, load_processed(args.data), cfg, seeds, Path(args.out))
+    train_model(model, hparams, load_processed(args.data), cfg, seeds, Path(args.out))
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -199,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("train", help="train one model over several seeds")
     p.add_argument("--data", required=True, help="processed data folder")
-    p.add_argument("--model", required=True, help="registered model name (see `models`)")
+    p.add_argument("--model", required=True, help="registered model name (see `models`), or PATH.py:ClassName")
     p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,2,5-7")
     p.add_argument("--out", required=True, help="folder for the run records and predictions")
     _add_parameter_options(p)

@@ -427,3 +427,12 @@ def test_citation_cff_is_valid_cff_1_2_0_and_names_the_papers_and_the_data():
     assert (cff["preferred-citation"]["start"], cff["preferred-citation"]["end"]) == (269, 278)
     assert [a["family-names"] for a in cff["preferred-citation"]["authors"]] == ["Tang", "Liu", "Zhao", "Gong"]
     assert {r["doi"] for r in cff["references"]} == {"10.24432/C5N30T", "10.1145/3219819.3220007"}
+
+
+def test_train_records_a_model_of_ones_own_under_its_stable_name(cached, tmp_path):
+    model_file = shutil.copy(REPO / "examples" / "my_model.py", tmp_path / "my_model.py")
+    out = tmp_path / "runs" / "mymodel"
+    assert main(["train", "--data", str(cached / "data"), "--model", f"{model_file}:MyModel", "--seeds", "0",
+                 "--out", str(out), *TINY]) == 0
+    record = json.loads((out / "seed_0.json").read_text())
+    assert record["model"] == "mymodel"

@@ -32,8 +32,10 @@ def sweep_runs(runs_root: Path) -> pd.DataFrame:
         protocol = check_protocol(records)
         if protocol["dataset"] != "synthetic":
             raise ConfigError(f"{folder} holds {protocol['dataset']} runs; the sweep reads synthetic ones only")
+        # A run whose selected epoch is the last one allowed was still improving when it stopped.
+        at_cap = [r["best_epoch"][t["name"]] >= r["train"]["max_epochs"] for r in records for t in r["tasks"]]
         frames.append(tidy(records).assign(correlation=correlation_of(protocol["task_group"]),
-                                           task_group=protocol["task_group"]))
+                                           task_group=protocol["task_group"], at_epoch_cap=at_cap))
     runs = pd.concat(frames, ignore_index=True)
     doubled = runs.groupby("correlation")["task_group"].nunique()
     if (doubled > 1).any():
@@ -53,6 +55,8 @@ def sweep_table(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
             comparisons[["model", "task", "n_pairs", "gain", "gain_low", "gain_high", "pvalue_holm", "significant"]],
             on=["model", "task"], how="left")
         part["significant"] = part["significant"].astype("boolean").fillna(False).astype(bool)
+        capped = runs_p.groupby(["model", "task"], observed=True)["at_epoch_cap"].sum().rename("n_at_epoch_cap")
+        part = part.merge(capped.astype(int).reset_index(), on=["model", "task"], how="left")
         parts.append(attach_paper(part, group).assign(correlation=correlation))
     table = pd.concat(parts, ignore_index=True)
     order = [reference] + sorted(set(table["model"]) - {reference})
@@ -77,17 +81,20 @@ def to_markdown(table: pd.DataFrame, reference: str) -> str:
         "from the MMoE paper's generator (parameters in each data set's schema.json). Model selection on "
         f"validation only. Mean ± sample std of test MSE over seeds; MTL gain (PLE Eq. 11) = {reference}'s "
         "MSE minus the model's, paired by seed, with its 95% t interval (positive: the model is better); "
-        f"`*` = significant at {ALPHA} after Holm's correction over that correlation's (model, task) comparisons.",
+        f"`*` = significant at {ALPHA} after Holm's correction over that correlation's (model, task) comparisons. "
+        "At cap: seeds whose selected epoch is the last one allowed (`train.max_epochs`), i.e. still improving "
+        "when training stopped; one such seed can move a mean by more than the gains between models.",
         "",
     ]
-    header = ["p", "model", "task", "seeds", "test MSE mean ± std", "MTL gain [95% CI]", "p (Holm)"]
+    header = ["p", "model", "task", "seeds", "test MSE mean ± std", "MTL gain [95% CI]", "p (Holm)", "at cap"]
     header += [c.removeprefix("paper_") + " (paper)" for c in paper_cols]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table.itertuples(index=False):
         gain = "" if np.isnan(r.gain) else (
             f"{r.gain:+.4f} [{r.gain_low:+.4f}, {r.gain_high:+.4f}]{'*' if r.significant else ''}")
         cells = [f"{r.correlation:g}", str(r.model), r.task, str(r.n_seeds),
-                 f"{r.mean:.4f} ± {r.std:.4f}", gain, "" if np.isnan(r.pvalue_holm) else f"{r.pvalue_holm:.3g}"]
+                 f"{r.mean:.4f} ± {r.std:.4f}", gain, "" if np.isnan(r.pvalue_holm) else f"{r.pvalue_holm:.3g}",
+                 str(r.n_at_epoch_cap) if r.n_at_epoch_cap else ""]
         cells += ["" if np.isnan(getattr(r, c)) else f"{getattr(r, c):+.4f}" for c in paper_cols]
         lines.append("| " + " | ".join(cells) + " |")
     used = sorted(s for s in sources if any(c.startswith(f"paper_{s}_") for c in paper_cols))

@@ -74,7 +74,8 @@ def sweep_runs_table(seeds=range(3)) -> pd.DataFrame:
     mse = {"single_task": lambda p: 0.020, "shared_bottom": lambda p: 0.020 + 0.01 * (1 - p),
            "mmoe": lambda p: 0.019, "ple": lambda p: 0.018}
     rows = [{"correlation": p, "task_group": f"correlation={p:g}", "model": m, "seed": s, "task": task,
-             "metric": "mse", "higher_is_better": False, "value": f(p) + 0.0001 * s + 0.00003 * (m == "ple") * s}
+             "metric": "mse", "higher_is_better": False, "value": f(p) + 0.0001 * s + 0.00003 * (m == "ple") * s,
+             "at_epoch_cap": False}
             for p in (0.2, 0.5, 1.0) for m, f in mse.items() for s in seeds for task in ("task1", "task2")]
     return pd.DataFrame(rows)
 

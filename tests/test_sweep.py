@@ -41,6 +41,11 @@ def test_sweep_table_has_every_cell_and_gains_from_the_records(sweep):
     table = pd.read_csv(sweep / "sweep.csv")
     assert len(table) == 2 * len(MODELS) * 2  # correlations x models x tasks
     assert set(table["n_seeds"]) == {3}
+    # With train.max_epochs=2 a seed is at the cap when its selected epoch is 2: counted per cell.
+    best = [json.loads((sweep / "runs" / "p0.2" / "mmoe" / f"seed_{s}.json").read_text())["best_epoch"]["task1"]
+            for s in range(3)]
+    cell = table[(table["correlation"] == 0.2) & (table["model"] == "mmoe") & (table["task"] == "task1")].iloc[0]
+    assert cell["n_at_epoch_cap"] == sum(b == 2 for b in best)
     cell = table[(table["correlation"] == 1.0) & (table["model"] == "ple") & (table["task"] == "task2")].iloc[0]
     own, ref = ([json.loads((sweep / "runs" / "p1.0" / m / f"seed_{s}.json").read_text())["test"]["task2"]["mse"]
                  for s in range(3)] for m in ("ple", "single_task"))
@@ -102,3 +107,14 @@ def test_sweep_refuses_census_runs_and_an_empty_folder(tmp_path):
         "model": "mmoe", "seed": 0, "tasks": [], "test": {}, "n_parameters": 1, "best_epoch": {}}))
     with pytest.raises(ConfigError, match="holds census-income-kdd runs; the sweep reads synthetic ones only"):
         sweep_runs(tmp_path)
+
+
+def test_results_readme_quotes_the_committed_sweep_findings_verbatim():
+    from tests.conftest import REPO
+
+    readme = (REPO / "results" / "README.md").read_text(encoding="utf-8")
+    quoted = readme.split("<!-- findings: copied from synthetic_sweep.md -->\n")[1].split("<!-- /findings -->")[0]
+    sweep = (REPO / "results" / "synthetic_sweep.md").read_text(encoding="utf-8")
+    generated = sweep.split("## Findings (computed from the table above)\n\n")[1]
+    assert quoted.strip() == generated.strip()
+    assert quoted.count("**") >= 8  # four claims, each with its verdict in bold

@@ -42,11 +42,11 @@ def load_runs(dirs: Sequence[Path]) -> list[dict]:
 
 
 def by_protocol(records: Iterable[dict]) -> dict[str, list[dict]]:
-    """Records grouped by protocol hash, hashes sorted."""
+    """Records grouped by protocol hash, in order of data set, task group and hash."""
     groups: dict[str, list[dict]] = {}
     for r in records:
         groups.setdefault(protocol_hash(r), []).append(r)
-    return dict(sorted(groups.items()))
+    return dict(sorted(groups.items(), key=lambda item: (item[1][0]["dataset"], item[1][0]["task_group"], item[0])))
 
 
 def _entry(record: dict) -> str:
@@ -133,7 +133,7 @@ def protocol_rows(records: list[dict], reference: str = REFERENCE) -> pd.DataFra
 
 
 def leaderboard(records: list[dict], reference: str = REFERENCE) -> pd.DataFrame:
-    """The rows of every protocol, protocol by protocol (sorted by hash), each ranked on its own."""
+    """The rows of every protocol, protocol by protocol (data set, task group, hash), each ranked on its own."""
     return pd.concat([protocol_rows(group, reference) for group in by_protocol(records).values()], ignore_index=True)
 
 

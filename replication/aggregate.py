@@ -149,10 +149,10 @@ def to_markdown(table: pd.DataFrame, protocol: dict, reference: str) -> str:
         cells = [
             str(row.model), row.task, row.metric, str(row.n_seeds),
             f"{row.mean:.4f} ± {row.std:.4f}" if not np.isnan(row.std) else f"{row.mean:.4f}",
-            _gain_cell(row), _cell(row.pvalue_holm, "{:.3g}"),
+            _gaincell(row), cell(row.pvalue_holm, "{:.3g}"),
             f"{row.delong_significant_seeds}/{row.delong_seeds}" if row.delong_seeds else "",
             f"{row.n_parameters:,}",
-        ] + [_cell(getattr(row, c), "{:+.4f}" if c.endswith("mtl_gain") else "{:.4f}") + (
+        ] + [cell(getattr(row, c), "{:+.4f}" if c.endswith("mtl_gain") else "{:.4f}") + (
             " (!)" if row.paper_note and c.endswith("mtl_gain") else "") for c in paper_cols]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [n for n in table["paper_note"] if n]
@@ -168,15 +168,16 @@ def to_markdown(table: pd.DataFrame, protocol: dict, reference: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _gain_cell(row) -> str:
+def _gaincell(row) -> str:
     if np.isnan(row.mtl_gain):
         return ""
     interval = "" if np.isnan(row.mtl_gain_low) else f" [{row.mtl_gain_low:+.4f}, {row.mtl_gain_high:+.4f}]"
     return f"{row.mtl_gain:+.4f}{interval}{'*' if row.significant else ''}"
 
 
-def _cell(value: float, fmt: str) -> str:
-    return "" if value is None or np.isnan(value) else fmt.format(value)
+def cell(value: float | None, fmt: str) -> str:
+    """A table cell: ``value`` formatted by ``fmt`` (e.g. ``"{:.4f}"``), empty when missing (None or NaN)."""
+    return "" if value is None or pd.isna(value) else fmt.format(value)
 
 
 def aggregate(runs: Path | Sequence[Path], out: Path, reference: str = "single_task") -> pd.DataFrame:

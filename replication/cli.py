@@ -164,6 +164,13 @@ def _add_parameter_options(p: argparse.ArgumentParser) -> None:
                    help="override a parameter, e.g. --set train.max_epochs=5 (repeatable)")
 
 
+def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_help: str) -> None:
+    """--runs (repeatable), --out and --reference: the options of a command that tables run records."""
+    p.add_argument("--runs", required=True, action="append", type=Path, help=runs_help)
+    p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
+    p.add_argument("--reference", default="single_task", help=reference_help)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m replication", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -209,10 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_train)
 
     p = commands.add_parser("aggregate", help="tables of test metrics over seeds, beside the paper's")
-    p.add_argument("--runs", required=True, action="append", type=Path,
-                   help="folder with one sub-folder of run records per model (repeatable)")
-    p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
-    p.add_argument("--reference", default="single_task", help="model the MTL gain is measured against")
+    _add_table_options(p, "folder with one sub-folder of run records per model (repeatable)",
+                       "model the MTL gain is measured against")
     p.set_defaults(func=_aggregate)
 
     p = commands.add_parser("stats", help="confidence intervals, paired and DeLong tests, Holm correction")
@@ -264,10 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_compare)
 
     p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
-    p.add_argument("--runs", required=True, action="append", type=Path,
-                   help="folder with one sub-folder of run records per model (repeatable; may mix protocols)")
-    p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
-    p.add_argument("--reference", default="single_task", help="model gains, Δm and ranks are measured against")
+    _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; may mix protocols)",
+                       "model gains, Δm and ranks are measured against")
     p.set_defaults(func=_leaderboard)
 
     p = commands.add_parser("env", help="print the environment block stored with every run, as JSON")

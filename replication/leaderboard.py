@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from replication.aggregate import load_records, tidy
+from replication.aggregate import cell, load_records, tidy
 from replication.compare import ALPHA, compare_to_reference, delta_m_by_model, per_model
 from replication.config import ConfigError
 from replication.io import write_text
@@ -169,10 +169,6 @@ def compare_with_every_model(records: list[dict], model: str) -> pd.DataFrame:
 # Markdown
 
 
-def _cell(value: Any, fmt: str) -> str:
-    return "" if value is None or pd.isna(value) else fmt.format(value)
-
-
 def _short_commits(text: str) -> str:
     """Each commit of a `` | ``-joined list to 12 characters, keeping a ``-dirty`` mark (the csv keeps them whole)."""
     return " | ".join(c if c == "unknown" else c[:12] + ("-dirty" if c.endswith("-dirty") else "")
@@ -191,9 +187,9 @@ def markdown_table(rows: pd.DataFrame, tasks: list[tuple[str, str]], mark: str |
         cells = [str(row["rank"]), name, row["loss_weighting"], str(row["n_seeds"])]
         for task, metric in tasks:
             mean, std = row[f"{task}_{metric}_mean"], row[f"{task}_{metric}_std"]
-            cells += [f"{mean:.4f}" + _cell(std, " ± {:.4f}"),
-                      _cell(row[f"{task}_mtl_gain"], "{:+.4f}") + ("*" if row[f"{task}_significant"] is True else ""),
-                      _cell(row[f"{task}_pvalue_holm"], "{:.3g}")]
+            cells += [f"{mean:.4f}" + cell(std, " ± {:.4f}"),
+                      cell(row[f"{task}_mtl_gain"], "{:+.4f}") + ("*" if row[f"{task}_significant"] is True else ""),
+                      cell(row[f"{task}_pvalue_holm"], "{:.3g}")]
         params = row["n_parameters"]
         cells += [f"{row['delta_m_percent']:+.3f}", f"{params:,}" if isinstance(params, (int, np.integer)) else params,
                   f"{row['mean_train_seconds']:.0f}",

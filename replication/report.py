@@ -29,7 +29,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from replication import figures
-from replication.aggregate import check_protocol, load_records, paper_values, tidy
+from replication.aggregate import cell, check_protocol, load_records, paper_values, tidy
 from replication.compare import ALPHA
 from replication.config import ConfigError
 from replication.experts import COLUMNS as EXPERT_COLUMNS
@@ -221,10 +221,6 @@ def wide(rows: pd.DataFrame, columns: Sequence[str], tasks: Sequence[str]) -> pd
     return pd.DataFrame(out)
 
 
-def _fmt(value: float, spec: str) -> str:
-    return "" if pd.isna(value) else format(value, spec)
-
-
 def _interval(value: float, low: float, high: float, significant: bool = False) -> str:
     if pd.isna(value):
         return ""
@@ -247,10 +243,10 @@ def table5(census: pd.DataFrame) -> Table:
             _interval(g, lo, hi, sig) for g, lo, hi, sig in zip(values[f"{task}_mtl_gain"], values[f"{task}_mtl_gain_low"],
                                                                values[f"{task}_mtl_gain_high"], values[f"{task}_significant"])]
         for column in paper:
-            spec = "+.4f" if column.endswith("mtl_gain") else ".4f"
+            spec = "{:+.4f}" if column.endswith("mtl_gain") else "{:.4f}"
             flag = [" (!)" if note and column.endswith("mtl_gain") else "" for note in notes_by_cell[f"{task}_paper_note"]]
             display[TABLE5_PAPER_COLUMNS[column].format(task=task, metric=metric)] = [
-                _fmt(v, spec) + f for v, f in zip(values[f"{task}_{column}"], flag)]
+                cell(v, spec) + f for v, f in zip(values[f"{task}_{column}"], flag)]
     notes = [f"Ours: mean ± sample std of test {metric} over {_seed_count(census)} seeds; MTL gain (PLE Eq. 11) "
              f"against {figures.model_style(reference).label}, paired by seed, with its 95% t interval; `*` = "
              f"significant at {ALPHA} after Holm's correction (paired t-test). Paper: the values PLE's Table 5 "
@@ -318,10 +314,10 @@ def best_run_table(records: list[dict]) -> Table:
     display = pd.DataFrame({"model": [figures.model_style(m).label for m in numbers["model"]],
                             "best run (seed)": numbers["best_seed"].astype(int).astype(str)})
     for task in tasks:
-        display[f"{task}, best run"] = [_fmt(v, ".5f") for v in numbers[f"{task}_best"]]
+        display[f"{task}, best run"] = [cell(v, "{:.5f}") for v in numbers[f"{task}_best"]]
         display[f"{task}, mean ± std"] = [f"{m:.5f} ± {s:.5f}" for m, s in zip(numbers[f"{task}_mean"], numbers[f"{task}_std"])]
         for column in paper_columns:
-            display[f"{task}, {column.rsplit('_', 1)[1]} (paper)"] = [_fmt(v, ".4f") for v in numbers[f"{task}_{column}"]]
+            display[f"{task}, {column.rsplit('_', 1)[1]} (paper)"] = [cell(v, "{:.4f}") for v in numbers[f"{task}_{column}"]]
     used = sorted(printed["source"].unique())
     notes = [f"Ours: test {metric} over {_seed_count(rows)} seeds (mean ± sample std) and of the best run: the seed with "
              f"the best validation {tasks[0]} {metric} (MMoE's definition; never chosen on test); every task's value "

@@ -22,16 +22,18 @@ from replication.compare import (
 from replication.config import ConfigError
 from replication.io import write_text
 from replication.metrics import METRIC_FOR_TASK_TYPE
+from replication.progress import log
+from replication.protocol import protocol_differences, protocol_hash
 
 PROTOCOL_KEYS = ("dataset", "task_group", "split_seed", "data_hash")
 # Rounding slack when checking a printed gain against the printed metrics (4 printed decimals).
 PRINTED_ROUNDING = 0.00015
 
 
-def load_records(runs: Path | Sequence[Path]) -> list[dict]:
-    """Every run record (``<model>/seed_K.json``) under one folder or several; each record gets the
-    path of its file under ``"source"`` (its predictions lie beside it). A model found in two
-    folders is refused: which runs to use would be a guess."""
+def load_all_records(runs: Path | Sequence[Path]) -> list[dict]:
+    """Every run record (``<model>/seed_K.json``) under one folder or several, failed runs included;
+    each record gets the path of its file under ``"source"`` (its predictions lie beside it). A
+    model found in two folders is refused: which runs to use would be a guess."""
     dirs = [Path(runs)] if isinstance(runs, (str, Path)) else [Path(d) for d in runs]
     records, seen = [], {}
     for directory in dirs:
@@ -46,13 +48,42 @@ def load_records(runs: Path | Sequence[Path]) -> list[dict]:
     return records
 
 
+def load_records(runs: Path | Sequence[Path]) -> list[dict]:
+    """The records of the runs that finished (status ``ok``) under ``runs``; a failed run (its
+    loss diverged) is never averaged in: it is named on stderr and tables show its seed as missing."""
+    return finished_runs(load_all_records(runs), runs)
+
+
+def finished_runs(records: Sequence[dict], runs: Path | Sequence[Path]) -> list[dict]:
+    """The records of status ``ok``, naming each failed one on stderr; refuses a set with none."""
+    for r in failed_runs(records):
+        log(f"left out: {r['model']} seed {r['seed']} failed in epoch {r['failure']['epoch']} "
+            f"({r['failure']['reason']}; {r['source']})")
+    finished = [r for r in records if r["status"] == "ok"]
+    if not finished:
+        raise ConfigError(f"every run under {', '.join(map(str, [runs] if isinstance(runs, (str, Path)) else runs))} "
+                          f"failed; see their records' failure field")
+    return finished
+
+
+def failed_runs(records: Sequence[dict]) -> list[dict]:
+    return [r for r in records if r["status"] != "ok"]
+
+
 def check_protocol(records: list[dict]) -> dict:
-    """The protocol all records share; refuses a mix (different data, split or task group)."""
-    protocols = {tuple(r[k] for k in PROTOCOL_KEYS) for r in records}
-    if len(protocols) > 1:
-        listing = "; ".join(", ".join(f"{k}={v}" for k, v in zip(PROTOCOL_KEYS, p)) for p in sorted(protocols))
-        raise ConfigError(f"run records from different protocols cannot share a table: {listing}")
-    return dict(zip(PROTOCOL_KEYS, protocols.pop()))
+    """The data protocol all records share (:data:`PROTOCOL_KEYS`); records of more than one
+    protocol hash (:mod:`replication.protocol`: data, tasks and training configuration) are refused,
+    with what differs between them."""
+    groups: dict[str, list[dict]] = {}
+    for r in records:
+        groups.setdefault(protocol_hash(r), []).append(r)
+    if len(groups) > 1:
+        listing = "; ".join(f"{h} ({', '.join(sorted({r['model'] for r in g}))})" for h, g in sorted(groups.items()))
+        (_, first), (_, second) = sorted(groups.items())[:2]
+        raise ConfigError(f"run records of different protocols cannot share a table: {listing}. The first two differ "
+                          f"in: {'; '.join(protocol_differences(first[0], second[0]))}. Train them alike or table "
+                          f"them apart (`leaderboard` gives each protocol a table of its own)")
+    return {k: records[0][k] for k in PROTOCOL_KEYS}
 
 
 def tidy(records: list[dict]) -> pd.DataFrame:
@@ -69,9 +100,10 @@ def tidy(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def summarize(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, reference: str, expected_seeds: Sequence[int] = ()) -> pd.DataFrame:
     """Mean, std and seeds per model and task, joined with the comparison against ``reference``:
-    MTL gain (PLE Eq. 11) paired by seed with its 95% CI, Holm-adjusted p-value and significance."""
+    MTL gain (PLE Eq. 11) paired by seed with its 95% CI, Holm-adjusted p-value and significance.
+    ``missing_seeds`` lists the ``expected_seeds`` a model has no finished run for."""
     if reference not in set(runs["model"]):
         raise ConfigError(f"reference model {reference!r} has no runs; found {sorted(set(runs['model']))}")
     keys = ["model", "task", "metric", "higher_is_better"]
@@ -80,6 +112,8 @@ def summarize(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
         mean=("value", "mean"), std=("value", lambda v: v.std(ddof=1) if len(v) > 1 else np.nan),
         n_parameters=("n_parameters", "first"), mean_best_epoch=("epochs", "mean"),
     ).reset_index()
+    summary["missing_seeds"] = [" ".join(map(str, sorted(set(expected_seeds) - set(map(int, seeds.split())))))
+                                for seeds in summary["seeds"]]
     comparisons = compare_to_reference(runs, reference)
     columns = ["model", "task", "n_pairs", "gain", "gain_low", "gain_high", "t_pvalue_holm", "significant"]
     summary = summary.merge(comparisons.reindex(columns=columns), on=["model", "task"], how="left")
@@ -127,7 +161,7 @@ def _printed_gain_notes(values: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     return [notes.get((m, t), "") for m, t in zip(rows["model"], rows["task"])]
 
 
-def to_markdown(table: pd.DataFrame, protocol: dict, reference: str) -> str:
+def to_markdown(table: pd.DataFrame, protocol: dict, reference: str, failures: Sequence[dict] = ()) -> str:
     _, sources = paper_values()
     lines = [
         f"# {protocol['dataset']}, task group {protocol['task_group']}: test metrics over seeds",
@@ -147,7 +181,8 @@ def to_markdown(table: pd.DataFrame, protocol: dict, reference: str) -> str:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.itertuples(index=False):
         cells = [
-            str(row.model), row.task, row.metric, str(row.n_seeds),
+            str(row.model), row.task, row.metric,
+            f"{row.n_seeds} (missing {row.missing_seeds.replace(' ', ', ')})" if row.missing_seeds else str(row.n_seeds),
             f"{row.mean:.4f} ± {row.std:.4f}" if not np.isnan(row.std) else f"{row.mean:.4f}",
             _gaincell(row), cell(row.pvalue_holm, "{:.3g}"),
             f"{row.delong_significant_seeds}/{row.delong_seeds}" if row.delong_seeds else "",
@@ -158,6 +193,10 @@ def to_markdown(table: pd.DataFrame, protocol: dict, reference: str) -> str:
     notes = [n for n in table["paper_note"] if n]
     if notes:
         lines += ["", *[f"(!) {n}." for n in notes]]
+    if failures:
+        lines += ["", "Failed runs, left out of every statistic (their seeds are shown as missing): " + "; ".join(
+            f"{r['model']} seed {r['seed']}, epoch {r['failure']['epoch']}: {r['failure']['reason']}"
+            for r in sorted(failures, key=lambda r: (r["model"], r["seed"]))) + "."]
     delta = table.drop_duplicates("model")[["model", "delta_m_percent"]]
     lines += ["", f"Δm (Maninis et al. 2019: mean over tasks of the signed relative change against {reference}):", ""]
     lines += ["| model | Δm (%) |", "|---|---|"]
@@ -181,16 +220,17 @@ def cell(value: float | None, fmt: str) -> str:
 
 
 def aggregate(runs: Path | Sequence[Path], out: Path, reference: str = "single_task") -> pd.DataFrame:
-    records = load_records(runs)
+    everything = load_all_records(runs)
+    records = finished_runs(everything, runs)
     protocol = check_protocol(records)
-    summary = summarize(tidy(records), reference)
+    summary = summarize(tidy(records), reference, expected_seeds=sorted({r["seed"] for r in everything}))
     delong = delong_summary(delong_by_seed(records, reference))
     summary = summary.merge(delong, on=["model", "task"], how="left")
     summary[["delong_seeds", "delong_significant_seeds"]] = (
         summary[["delong_seeds", "delong_significant_seeds"]].fillna(0).astype(int))
     table = attach_paper(summary, protocol["task_group"])
     write_text(out.with_suffix(".csv"), table.to_csv(index=False, float_format="%.6g"))
-    write_text(out.with_suffix(".md"), to_markdown(table, protocol, reference))
+    write_text(out.with_suffix(".md"), to_markdown(table, protocol, reference, failed_runs(everything)))
     return table
 
 

@@ -24,7 +24,6 @@ import pandas as pd
 from models.registry import ModelError
 from replication.aggregate import load_records
 from replication.config import ConfigError
-from replication.contract import CHECK_ROWS, check_contract
 from replication.data.processed import Processed, load_processed
 from replication.io import write_text
 from replication.leaderboard import (
@@ -34,7 +33,7 @@ from replication.leaderboard import (
 from replication.metrics import METRIC_FOR_TASK_TYPE
 from replication.progress import log
 from replication.protocol import protocol_differences, protocol_hash
-from replication.train import RECORD_FORMAT, TrainConfig, TrainingDiverged, train_model
+from replication.train import RECORD_FORMAT, TrainConfig, train_model
 
 DEFAULT_DATA = Path("data/processed/census_income_marital")
 DEFAULT_RUNS = (Path("results/runs/census_income_marital"), Path("results/runs/census_income_marital_zoo"))
@@ -115,18 +114,18 @@ def compare_model(name: str, data_dir: Path, cfg: TrainConfig, hparams: Mapping[
     planned = planned_record(data, cfg)
     _check_protocol(planned, cached, name)
     reference_entry(cached, reference)  # refuses cached runs without the reference
-    head = data.splits["train"].head(CHECK_ROWS)
-    check_contract(name, data.schema, hparams, head.x_cat, head.x_num)
 
     started = time.perf_counter()
     existed = out.exists()
     try:
-        train_model(name, hparams, data, cfg, seeds, out / "runs" / name)
-    except BaseException as error:
+        records = train_model(name, hparams, data, cfg, seeds, out / "runs" / name)  # checks the contract first
+        failed = [r for r in records if r["status"] != "ok"]
+        if failed:
+            raise ModelError("; ".join(f"{name} seed {r['seed']}: {r['failure']['reason']} in epoch {r['failure']['epoch']}"
+                                       for r in failed) + "; nothing was written. Lower train.lr (--set train.lr=...) "
+                             "or check the model for operations that overflow")
+    except BaseException:
         shutil.rmtree(out / "runs" if existed else out, ignore_errors=True)  # out was empty: leave no half set of runs
-        if isinstance(error, TrainingDiverged):
-            raise ModelError(f"{error}; nothing was written. Lower train.lr (--set train.lr=...) or check the "
-                             f"model for operations that overflow") from error
         raise
     seconds = time.perf_counter() - started
     records = load_records([out / "runs", *folders])

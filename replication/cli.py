@@ -9,7 +9,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from replication.config import ConfigError, apply_profile, from_mapping, load_params, section
+from replication.config import ConfigError, apply_profile, check_sections, from_mapping, load_params, section
 
 
 def _download(args: argparse.Namespace) -> None:
@@ -69,6 +69,7 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
     if args.profile:
         params = apply_profile(params, args.profile)
     params = apply_overrides(params, args.set)
+    check_sections(params, f"{args.params} (with --profile and --set applied)")
     cfg = from_mapping(TrainConfig, section(params, "train"), "train")
     hparams = {**section(params, "model_common"), **(section(params, "models").get(model) or {})}
     return params, cfg, hparams
@@ -83,7 +84,9 @@ def _train(args: argparse.Namespace) -> None:
     model = model_spec(args.model) if ":" in args.model else args.model
     _, cfg, hparams = _training_setup(args, model)
     seeds = parse_seeds(args.seeds)
-    train_model(model, hparams, load_processed(args.data), cfg, seeds, Path(args.out))
+    train_model(model, hparams, load_processed(args.data), cfg, seeds, Path(args.out),
+                checkpoints=None if args.no_checkpoints else args.checkpoints,
+                checkpoint_seconds=args.checkpoint_seconds)
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -141,7 +144,7 @@ def _figures(args: argparse.Namespace) -> None:
     from replication.report import write_report
 
     write_report(Path(args.out), census=args.census, census_stats=args.census_stats, experts=args.experts,
-                 sweep=args.sweep, runs=args.runs)
+                 sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs)
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -212,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="registered model name (see `models`), or PATH.py:ClassName")
     p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,2,5-7")
     p.add_argument("--out", required=True, help="folder for the run records and predictions")
+    p.add_argument("--checkpoints", type=Path, default=Path(".checkpoints"),
+                   help="folder for unfinished seeds' checkpoints: rerunning an interrupted command resumes from "
+                        "them (default: .checkpoints; emptied when every seed is written)")
+    p.add_argument("--checkpoint-seconds", type=float, default=30.0,
+                   help="save a seed's training state at most this often (0: after every epoch)")
+    p.add_argument("--no-checkpoints", action="store_true", help="save no checkpoints (an interrupted seed restarts)")
     _add_parameter_options(p)
     p.set_defaults(func=_train)
 
@@ -249,6 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sweep", type=Path, default=None, help="synthetic sweep CSV of `sweep` (Fig. 7, MMoE Figs. 3-4)")
     p.add_argument("--runs", action="append", type=Path, default=[],
                    help="run-record folder (repeatable): MMoE's best-run table, the runs' protocol and hardware")
+    p.add_argument("--synthetic-runs", type=Path, default=None,
+                   help="the sweep's run-record folder, one sub-folder per correlation (MMoE Fig. 4 training curves)")
     p.add_argument("--out", required=True, type=Path, help="folder for the tables, figures and REPORT.md")
     p.set_defaults(func=_figures)
 
@@ -289,10 +300,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from replication.data.census import PrepareError
     from replication.data.download import DownloadError
     from replication.data.processed import DataError
+    from replication.train import TrainingInterrupted
 
     try:
         args.func(args)
     except (ConfigError, DataError, DownloadError, ModelError, PrepareError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: every file written so far is complete; run the same command again to resume "
+              "(train resumes each unfinished seed from its last checkpoint)", file=sys.stderr)
+        return 130
     return 0

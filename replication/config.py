@@ -29,6 +29,19 @@ def load_params(path: str | Path) -> dict[str, Any]:
     return params
 
 
+# The top-level sections of params.yaml; any other is a typo (``trian:``) and is refused.
+SECTIONS = ("census", "seeds", "train_models", "zoo_models", "train", "model_common", "models", "synthetic",
+            "profiles")
+
+
+def check_sections(params: Mapping[str, Any], where: str) -> None:
+    """Refuse a top-level key of ``params`` that is not one of :data:`SECTIONS`."""
+    unknown = sorted(set(params) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"unknown section(s) {', '.join(map(repr, unknown))} in {where}; the sections are "
+                          f"{', '.join(SECTIONS)}")
+
+
 def section(params: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
     """``params[k1][k2]...``, with an error naming the missing key path."""
     node: Any = params

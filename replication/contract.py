@@ -21,7 +21,7 @@ CHECK_ROWS = 64  # rows of the training split the check runs on
 GATE_SUM_TOLERANCE = 1e-4  # float32 softmax rows sum to 1 within a few ulps
 
 
-def _location(error: BaseException, name: str) -> str:
+def error_location(error: BaseException, name: str) -> str:
     """Where ``error`` was raised, preferring a line of the file that defines the model."""
     return exception_location(error, prefer=inspect.getsourcefile(get_model_class(name)))
 
@@ -35,14 +35,14 @@ def check_contract(name: str, schema: Mapping[str, Any], hparams: Mapping[str, A
     except ModelError:
         raise
     except Exception as error:
-        raise ModelError(f"model {name}: building it for the data's schema failed at {_location(error, name)}: "
+        raise ModelError(f"model {name}: building it for the data's schema failed at {error_location(error, name)}: "
                          f"{type(error).__name__}: {error}") from error
     try:
         with torch.no_grad():
             out = model(x_cat, x_num)
     except Exception as error:
         raise ModelError(f"model {name}: forward on {len(x_cat)} rows of the data failed at "
-                         f"{_location(error, name)}: {type(error).__name__}: {error}") from error
+                         f"{error_location(error, name)}: {type(error).__name__}: {error}") from error
     problems = contract_violations(model, out, [t["name"] for t in schema["tasks"]], len(x_cat))
     if problems:
         raise ModelError(f"model {name} breaks the model contract (models/base.py) on the data's first "

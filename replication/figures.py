@@ -1,10 +1,11 @@
 """Drawing functions for the papers' figures (PLE Figs. 3, 7, 8; MMoE Figs. 3-4).
 
 Each function takes numbers already computed (by :mod:`replication.report`, from the results
-tables) and returns a matplotlib :class:`~matplotlib.figure.Figure`; none computes a statistic,
-reads a file or saves one. Figures are built without ``pyplot`` (no global figure state), so they
-render with the Agg canvas whatever the backend. Every figure colours a model the same way
-(:func:`model_style`), from seaborn's colour-blind-safe palette.
+tables and run records) and returns a matplotlib :class:`~matplotlib.figure.Figure`; none computes a
+statistic, reads a file or saves one. Figures are built without ``pyplot`` (no global figure state),
+so they render with the Agg canvas whatever the backend. Every figure draws a model the same way
+(:func:`model_style`): a colour from seaborn's colour-blind-safe palette, plus a marker, a hatch and a
+line style, so that models stay apart where the palette's ten colours repeat (the zoo has thirteen).
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.transforms import Bbox
 
 # Display name of every registered model, in the order figures and tables list them: the five
 # models of the default pipeline first, so that they get the palette's five most distinct colours.
@@ -28,8 +32,13 @@ MODEL_NAMES = {
     "l2_constrained": "L2-Constrained", "tensor_factorization": "Tensor-Factorization",
 }
 PALETTE = sns.color_palette("colorblind")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X")
-PAPER_HATCH = "////"
+# One marker per registered model, so that markers alone tell the thirteen apart in point and line plots.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "p", "h", "*", "d")
+# Models past the palette's length reuse its colours; each further round of the palette gets the next
+# hatch (bars) and line style (lines), so (colour, hatch) and (colour, line style) stay unique per model.
+HATCHES = ("", "..", "xx", "++", "oo", "--", "**")
+LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)))
+PAPER_HATCH = "////"  # the papers' bars (fig. 7): white, hatched, edged in the model's colour
 # Expert kinds (sorted: "shared", "task-specific"), in colours no model of Fig. 8 uses.
 KIND_COLORS = (PALETTE[7], PALETTE[9], PALETTE[8], PALETTE[5])
 
@@ -39,16 +48,22 @@ class ModelStyle:
     label: str
     color: tuple[float, float, float]
     marker: str
+    hatch: str
+    linestyle: str | tuple
     order: int
 
 
 def model_style(model: str) -> ModelStyle:
-    """The label, colour, marker and sort position of ``model``: the same in every figure, whichever
-    models a figure shows. A model missing from ``MODEL_NAMES`` gets a stable position from its name."""
+    """The label, colour, marker, bar hatch, line style and sort position of ``model``: the same in
+    every figure, whichever models a figure shows. The registered models' (colour, marker),
+    (colour, hatch) and (colour, line style) are pairwise distinct, and so are their markers. A model
+    missing from ``MODEL_NAMES`` gets a stable position from its name (and may look like another)."""
     names = list(MODEL_NAMES)
     index = names.index(model) if model in names else len(names) + zlib.crc32(model.encode()) % 70
+    rounds = index // len(PALETTE)  # how many times the palette has been used up before this model
     return ModelStyle(label=MODEL_NAMES.get(model, model), color=PALETTE[index % len(PALETTE)],
-                      marker=MARKERS[index % len(MARKERS)], order=index)
+                      marker=MARKERS[index % len(MARKERS)], hatch=HATCHES[rounds % len(HATCHES)],
+                      linestyle=LINESTYLES[rounds % len(LINESTYLES)], order=index)
 
 
 def ordered_models(models: Sequence[str]) -> list[str]:
@@ -71,7 +86,6 @@ def seesaw(points: pd.DataFrame, x_label: str, y_label: str, quadrant_label: str
                     elinewidth=1.2, capsize=3, alpha=0.8)
         ax.scatter([row.x], [row.y], s=70, color=style.color, marker=style.marker, edgecolor="black",
                    linewidth=0.6, zorder=3, label=style.label)
-        ax.annotate(style.label, (row.x, row.y), xytext=(6, 6), textcoords="offset points", fontsize=10)
     # Limits hold every interval and zero, with room on the positive side for the shaded quadrant.
     xs = np.r_[points["x_low"], points["x_high"], 0.0]
     ys = np.r_[points["y_low"], points["y_high"], 0.0]
@@ -88,7 +102,43 @@ def seesaw(points: pd.DataFrame, x_label: str, y_label: str, quadrant_label: str
     ax.ticklabel_format(style="sci", scilimits=(-2, 2), useMathText=True)
     ax.grid(True, linewidth=0.4, alpha=0.5)
     ax.legend(loc="lower left", fontsize=9, framealpha=0.9)
+    _label_points(ax, points["x"].to_numpy(), points["y"].to_numpy(), [model_style(m).label for m in points["model"]])
     return fig
+
+
+# Where a point's label may go, in points from the point (tried in this order): beside it first, then
+# above and below, farther out; the first place that overlaps no other label and no point is taken.
+LABEL_OFFSETS = tuple((dx, dy) for dy in (6, -16, 18, -28, 30, -40) for dx in (6, -6))
+
+
+def _label_points(ax, xs: np.ndarray, ys: np.ndarray, labels: Sequence[str], marker_area: float = 70) -> None:
+    """Annotate each point with its label at the first of ``LABEL_OFFSETS`` that overlaps no label
+    placed before it and no point (a marker of ``marker_area`` square points); where every place
+    overlaps, at the first. Runs the layout first, so that the positions measured are final."""
+    fig = ax.get_figure()
+    FigureCanvasAgg(fig)  # a renderer to measure text with; saving still picks the canvas per format
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    radius = np.sqrt(marker_area) / 2 * fig.dpi / 72  # pixels
+    dots = [Bbox.from_bounds(x - radius, y - radius, 2 * radius, 2 * radius)
+            for x, y in ax.transData.transform(np.c_[xs, ys])]
+    placed: list[Bbox] = []
+
+    def place(label: str, x: float, y: float, dx: float, dy: float):
+        text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points", fontsize=10,
+                           ha="left" if dx > 0 else "right")
+        text.set_in_layout(False)
+        return text, text.get_window_extent(renderer)
+
+    for x, y, label in zip(xs, ys, labels):
+        for dx, dy in LABEL_OFFSETS:
+            text, box = place(label, x, y, dx, dy)
+            if not any(box.overlaps(b) for b in placed + dots):
+                break
+            text.remove()
+        else:
+            text, box = place(label, x, y, *LABEL_OFFSETS[0])
+        placed.append(box)
 
 
 def correlation_gain_bars(bars: pd.DataFrame, tasks: Sequence[str], y_label: str, paper_label: str) -> Figure:
@@ -122,7 +172,8 @@ def correlation_gain_bars(bars: pd.DataFrame, tasks: Sequence[str], y_label: str
                        hatch=PAPER_HATCH, linewidth=1.2, label=f"{style.label}, {paper_label}")
             else:
                 ax.bar(x, rows["gain"], width, color=style.color, edgecolor="black", linewidth=0.5,
-                       label=style.label, yerr=[rows["gain"] - rows["low"], rows["high"] - rows["gain"]],
+                       hatch=style.hatch or None, label=style.label,
+                       yerr=[rows["gain"] - rows["low"], rows["high"] - rows["gain"]],
                        error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "black"})
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_title(task)
@@ -130,7 +181,8 @@ def correlation_gain_bars(bars: pd.DataFrame, tasks: Sequence[str], y_label: str
         ax.grid(True, axis="y", linewidth=0.4, alpha=0.5)
     axes[-1].set_xticks(np.arange(len(correlations)), [f"{p:g}" for p in correlations])
     axes[-1].set_xlabel("task correlation p = cos(w1, w2)")
-    handles = [Patch(facecolor=model_style(m).color, edgecolor="black", label=model_style(m).label) for m in models]
+    handles = [Patch(facecolor=model_style(m).color, edgecolor="black", hatch=model_style(m).hatch or None,
+                     label=model_style(m).label) for m in models]
     if with_paper:
         handles.append(Patch(facecolor="white", edgecolor="dimgray", hatch=PAPER_HATCH, label=paper_label))
     axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
@@ -151,12 +203,53 @@ def loss_vs_correlation(lines: pd.DataFrame, y_label: str, interval_label: str) 
         style = model_style(model)
         ax.errorbar(rows["correlation"] + (k - (len(models) - 1) / 2) * dodge, rows["value"],
                     yerr=[rows["value"] - rows["low"], rows["high"] - rows["value"]], color=style.color,
-                    marker=style.marker, label=style.label, linewidth=1.6, capsize=3, elinewidth=1)
+                    marker=style.marker, linestyle=style.linestyle, label=style.label, linewidth=1.6, capsize=3,
+                    elinewidth=1)
     ax.set_xticks(correlations, [f"{p:g}" for p in correlations])
     ax.set_xlabel("task correlation p = cos(w1, w2)")
     ax.set_ylabel(y_label)
     ax.grid(True, linewidth=0.4, alpha=0.5)
     ax.legend(fontsize=9, title=interval_label, title_fontsize=8, loc="best")
+    return fig
+
+
+def training_curves(seeds: pd.DataFrame, means: pd.DataFrame, y_label: str, mean_label: str,
+                    seed_label: str) -> Figure:
+    """MMoE Fig. 4 style: training loss against epoch, one panel per task correlation, one colour per
+    model; each seed as a thin line ending in a dot (its last epoch), the median over seeds bold.
+
+    ``seeds``: one row per (correlation, model, seed, epoch) with ``train_loss``. ``means``: one row
+    per (correlation, model, epoch) with ``median``, for the epochs at which it is to be drawn.
+    The y axis is logarithmic: the loss falls by two orders of magnitude.
+    """
+    correlations = sorted(seeds["correlation"].unique())
+    models = ordered_models(seeds["model"])
+    fig = Figure(figsize=(4.6 * len(correlations) + 0.4, 4.8), layout="constrained")
+    axes = fig.subplots(1, len(correlations), sharey=True, squeeze=False)[0]
+    for ax, correlation in zip(axes, correlations):
+        for model in models:
+            style = model_style(model)
+            here = seeds[(seeds["correlation"] == correlation) & (seeds["model"] == model)]
+            for _, run in here.groupby("seed"):
+                run = run.sort_values("epoch")
+                ax.plot(run["epoch"], run["train_loss"], color=style.color, linewidth=0.6, alpha=0.35)
+                ax.plot(run["epoch"].iloc[-1:], run["train_loss"].iloc[-1:], linestyle="none", marker="o",
+                        markersize=2.5, color=style.color, alpha=0.7)
+            mean = means[(means["correlation"] == correlation) & (means["model"] == model)].sort_values("epoch")
+            ax.plot(mean["epoch"], mean["median"], color=style.color, linestyle=style.linestyle, linewidth=2.0,
+                    label=style.label)
+        ax.set_yscale("log")
+        ax.set_title(f"task correlation p = {correlation:g}")
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="major", linewidth=0.4, alpha=0.5)
+        ax.grid(True, which="minor", axis="y", linewidth=0.3, alpha=0.3)
+    axes[0].set_ylabel(y_label)
+    handles = [Line2D([], [], color=model_style(m).color, linestyle=model_style(m).linestyle, linewidth=2.0,
+                      label=model_style(m).label) for m in models]
+    handles += [Line2D([], [], color="0.4", linewidth=2.0, label=mean_label),
+                Line2D([], [], color="0.4", linewidth=0.6, alpha=0.6, marker="o", markersize=2.5, markevery=[-1],
+                       label=seed_label)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles) if len(handles) <= 6 else 4, fontsize=9)
     return fig
 
 

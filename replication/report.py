@@ -6,7 +6,8 @@ Inputs (each optional; an artifact whose input is not given is skipped, with a l
 - ``--census-stats``: the folder of ``python -m replication stats`` (its ``comparisons.csv``);
 - ``--experts``: the table of ``python -m replication experts`` (PLE Fig. 8 data);
 - ``--sweep``: the table of ``python -m replication sweep`` (synthetic correlation sweep);
-- ``--runs``: run-record folders (MMoE's best-run tables; the protocol and hardware of the runs).
+- ``--runs``: run-record folders (MMoE's best-run tables; the protocol and hardware of the runs);
+- ``--synthetic-runs``: the sweep's run records, one folder per correlation (training curves, MMoE Fig. 4).
 
 Everything here is arithmetic on those tables (means of means, differences, layout); the statistics
 themselves (intervals, tests, Holm) come from the tables. A given input that is missing or malformed
@@ -32,13 +33,15 @@ from replication import figures
 from replication.aggregate import cell, check_protocol, load_records, paper_values, tidy
 from replication.compare import ALPHA
 from replication.config import ConfigError
+from replication.data.synthetic import correlation_of
 from replication.experts import COLUMNS as EXPERT_COLUMNS
 from replication.io import atomic_open, write_text
 from replication.metrics import METRIC_FOR_TASK_TYPE
 from replication.progress import log
 from replication.provenance import git_commit, package_versions
 from replication.verdicts import (
-    INCONCLUSIVE, MMOE, NOT_ASSESSED, NOT_REPRODUCED, PARTLY, PLE, REPRODUCED, Verdict, synthetic_verdicts, verdict,
+    INCONCLUSIVE, MMOE, NOT_ASSESSED, NOT_REPRODUCED, PAPER_CORRELATIONS, PARTLY, PLE, REPRODUCED, Verdict,
+    synthetic_verdicts, verdict,
 )
 
 DPI = 200
@@ -77,7 +80,12 @@ TABLE_INPUTS = {
                           ("model", "seed", "level", "gate", "expert")),
     "sweep": TableInput("--sweep", SWEEP_COLUMNS, "python -m replication sweep", ("correlation", "model", "task")),
 }
-OPTIONS = {name: spec.option for name, spec in TABLE_INPUTS.items()} | {"records": "--runs"}
+OPTIONS = {name: spec.option for name, spec in TABLE_INPUTS.items()} | {"records": "--runs",
+                                                                       "synthetic_records": "--synthetic-runs"}
+# MMoE Fig. 4: its correlations, and the models it compares (Shared-Bottom, OMoE, MMoE) plus PLE; of
+# these, the ones that were run are drawn.
+CURVE_CORRELATIONS = PAPER_CORRELATIONS["MMoE Figs. 3-4"]
+CURVE_MODELS = ("shared_bottom", "omoe", "mmoe", "ple")
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -126,15 +134,41 @@ class Inputs:
     experts: pd.DataFrame | None = None
     sweep: pd.DataFrame | None = None
     records: list[dict] | None = None
+    synthetic_records: list[dict] | None = None
     paths: dict[str, str] = field(default_factory=dict)
 
 
+def load_synthetic_records(root: Path) -> list[dict]:
+    """Every run record under ``root/<data set>/<model>/seed_K.json`` (one folder per correlation, as
+    the sweep reads them), each with its data set's ``correlation``; one protocol per folder."""
+    root = Path(root)
+    folders = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    if not folders:
+        raise ConfigError(f"no data-set folders under {root} (--synthetic-runs); train the sweep first "
+                          "(`dvc repro sweep`) or leave the option out")
+    records, seen = [], {}
+    for folder in folders:
+        here = load_records(folder)
+        protocol = check_protocol(here)
+        if protocol["dataset"] != "synthetic":
+            raise ConfigError(f"{folder} holds {protocol['dataset']} runs; --synthetic-runs reads synthetic ones only")
+        correlation = correlation_of(protocol["task_group"])
+        if correlation in seen:
+            raise ConfigError(f"--synthetic-runs: correlation {correlation:g} has runs in both {seen[correlation]} and "
+                              f"{folder}; pass one folder per correlation")
+        seen[correlation] = folder
+        records += [{**r, "correlation": correlation} for r in here]
+    return records
+
+
 def load_inputs(census: Path | None = None, census_stats: Path | None = None, experts: Path | None = None,
-                sweep: Path | None = None, runs: Sequence[Path] = ()) -> Inputs:
+                sweep: Path | None = None, runs: Sequence[Path] = (), synthetic_runs: Path | None = None) -> Inputs:
     """Read and check every given input before anything is drawn; the run records must agree with
-    the census table, and the statistics with it, on every (model, task) they share."""
-    if not any([census, census_stats, experts, sweep, runs]):
-        raise ConfigError("nothing to draw: give at least one of --census, --census-stats, --experts, --sweep, --runs")
+    the census table, the statistics with it, and the synthetic run records with the sweep table, on
+    every row they share."""
+    if not any([census, census_stats, experts, sweep, runs, synthetic_runs]):
+        raise ConfigError("nothing to draw: give at least one of --census, --census-stats, --experts, --sweep, --runs, "
+                          "--synthetic-runs")
     inputs = Inputs()
     given = {"census": census, "comparisons": census_stats, "experts": experts, "sweep": sweep}
     for name, path in given.items():
@@ -147,23 +181,36 @@ def load_inputs(census: Path | None = None, census_stats: Path | None = None, ex
         inputs.records = load_records(list(runs))
         check_protocol(inputs.records)
         inputs.paths["records"] = ", ".join(map(str, runs))
+    if synthetic_runs:
+        inputs.synthetic_records = load_synthetic_records(synthetic_runs)
+        inputs.paths["synthetic_records"] = str(synthetic_runs)
     if inputs.census is not None and inputs.records is not None:
         means = tidy(inputs.records).groupby(["model", "task"], as_index=False)["value"].mean()
         check_agree(means, inputs.census, "value", "mean", "mean test metric of --runs", "mean in --census")
     if inputs.census is not None and inputs.comparisons is not None:
         against = inputs.comparisons[inputs.comparisons["reference"] == reference_model(inputs.census)]
         check_agree(against, inputs.census, "gain", "mtl_gain", "gain in --census-stats", "mtl_gain in --census")
+    ok = [r for r in inputs.synthetic_records or () if r.get("status", "ok") == "ok"]
+    if inputs.sweep is not None and ok:
+        tests = pd.concat([tidy([r for r in ok if r["correlation"] == p]).assign(correlation=p)
+                           for p in sorted({r["correlation"] for r in ok})], ignore_index=True)
+        means = tests.groupby(["correlation", "model", "task"], as_index=False)["value"].mean()
+        check_agree(means, inputs.sweep, "value", "mean", "mean test metric of --synthetic-runs", "mean in --sweep",
+                    keys=("correlation", "model", "task"))
     return inputs
 
 
-def check_agree(a: pd.DataFrame, b: pd.DataFrame, column_a: str, column_b: str, what_a: str, what_b: str) -> None:
-    """Refuse two inputs whose shared (model, task) rows disagree (beyond the CSVs' 6 printed digits)."""
-    both = a[["model", "task", column_a]].rename(columns={column_a: "a"}).merge(
-        b[["model", "task", column_b]].rename(columns={column_b: "b"}), on=["model", "task"])
+def check_agree(a: pd.DataFrame, b: pd.DataFrame, column_a: str, column_b: str, what_a: str, what_b: str,
+                keys: Sequence[str] = ("model", "task")) -> None:
+    """Refuse two inputs whose shared rows (same ``keys``) disagree (beyond the CSVs' 6 printed digits)."""
+    keys = list(keys)
+    both = a[[*keys, column_a]].rename(columns={column_a: "a"}).merge(
+        b[[*keys, column_b]].rename(columns={column_b: "b"}), on=keys)
     off = ~np.isclose(both["a"], both["b"], rtol=1e-5, atol=1e-9) & ~(both["a"].isna() & both["b"].isna())
     if off.any():
         row = both[off].iloc[0]
-        raise ConfigError(f"the inputs disagree: {row['model']} {row['task']}: {what_a} {row['a']:.6g} but "
+        where = " ".join(f"p = {row[k]:g}" if k == "correlation" else str(row[k]) for k in keys)
+        raise ConfigError(f"the inputs disagree: {where}: {what_a} {row['a']:.6g} but "
                           f"{what_b} {row['b']:.6g}; pass inputs written from the same runs")
 
 
@@ -207,9 +254,12 @@ class Table:
 
 @dataclass
 class Drawing:
+    """A figure; ``data``, where given, is the tidy table it was drawn from (written as ``stem.csv``)."""
+
     stem: str
     caption: str
     figure: Figure
+    data: pd.DataFrame | None = None
 
 
 def wide(rows: pd.DataFrame, columns: Sequence[str], tasks: Sequence[str]) -> pd.DataFrame:
@@ -436,6 +486,85 @@ def loss_figure(sweep: pd.DataFrame) -> Drawing:
     return Drawing("mmoe_fig3_loss_vs_correlation", caption, figure)
 
 
+def training_curves(records: list[dict]) -> pd.DataFrame:
+    """One row per (correlation, model, seed, epoch) of every record's training history: the epoch's
+    training loss (the joint loss, averaged over the epoch's batches) and each task's validation
+    metric after it (``validation_<task>_<metric>``). Records of a failed run are left out, as the
+    tables leave them out. ``records`` carry their data set's ``correlation``."""
+    rows = []
+    for r in records:
+        if r.get("status", "ok") != "ok":
+            continue
+        if not r.get("history"):
+            raise ConfigError(f"run record {r.get('source', r['model'])} has no training history; records of "
+                              "`python -m replication train` carry one: retrain it")
+        for h in r["history"]:
+            rows.append({"correlation": r["correlation"], "model": r["model"], "seed": r["seed"], "epoch": h["epoch"],
+                         "train_loss": h["train_loss"],
+                         **{f"validation_{task}_{metric}": value for task, metrics in h["validation"].items()
+                            for metric, value in metrics.items()}})
+    if not rows:
+        raise ConfigError("no successful run records with a training history under --synthetic-runs")
+    curves = pd.DataFrame(rows)
+    order = curves["model"].map(lambda m: figures.model_style(m).order)
+    return (curves.assign(order=order).sort_values(["correlation", "order", "model", "seed", "epoch"])
+            .drop(columns="order").reset_index(drop=True))
+
+
+def mean_curves(curves: pd.DataFrame, min_share: float = 1.0) -> pd.DataFrame:
+    """Per (correlation, model, epoch): the seeds still training at that epoch (``n_seeds``, of
+    ``n_total``) and the mean, median and sample std of their training loss. Seeds stop at different epochs
+    (early stopping), so each epoch's mean is over the seeds that reached it; epochs at which fewer
+    than ``min_share`` of the model's seeds still train are dropped."""
+    means = curves.groupby(["correlation", "model", "epoch"], as_index=False, sort=False).agg(
+        n_seeds=("seed", "nunique"), mean=("train_loss", "mean"), median=("train_loss", "median"),
+        std=("train_loss", lambda v: v.std(ddof=1) if len(v) > 1 else np.nan))
+    total = curves.groupby(["correlation", "model"])["seed"].nunique().rename("n_total").reset_index()
+    means = means.merge(total, on=["correlation", "model"])
+    keep = means["n_seeds"] >= min_share * means["n_total"]
+    return means.loc[keep, ["correlation", "model", "epoch", "n_seeds", "n_total", "mean", "median", "std"]].reset_index(drop=True)
+
+
+def curves_figure(records: list[dict]) -> Drawing:
+    """MMoE Fig. 4 style: training curves at the MMoE paper's correlations, for the models it compares
+    (and PLE), from the synthetic run records; the tidy curves table is written beside the figure."""
+    every = training_curves(records)
+    correlations = [p for p in CURVE_CORRELATIONS if p in set(every["correlation"])]
+    models = [m for m in CURVE_MODELS if m in set(every["model"])]
+    if not correlations or not models:
+        raise ConfigError(f"--synthetic-runs has no runs of {', '.join(CURVE_MODELS)} at the MMoE paper's correlations "
+                          f"({', '.join(f'{p:g}' for p in CURVE_CORRELATIONS)}); it has correlations "
+                          f"{', '.join(f'{p:g}' for p in sorted(set(every['correlation'])))} and models "
+                          f"{', '.join(figures.ordered_models(every['model']))}")
+    curves = every[every["correlation"].isin(correlations) & every["model"].isin(models)].dropna(axis=1, how="all")
+    curves = curves.reset_index(drop=True)
+    stops = curves.groupby(["correlation", "model", "seed"])["epoch"].max()
+    seeds = curves.groupby(["correlation", "model"])["seed"].nunique()
+    # The median, not the mean: a few slow seeds (PLE at p = 0.5 and 0.9, MMoE at p = 1: 2 of 10 train
+    # for up to 277 epochs) lift a mean far above the other eight. It is drawn while every seed still
+    # trains: a statistic over only the seeds still training rises each time a fast-converging seed stops (with min_share 0.5, PLE's at p = 0.5 went from 0.17 at
+    # epoch 32 to 0.25 at epoch 35 as four of its ten seeds stopped); past the first stop only single
+    # seeds are drawn.
+    figure = figures.training_curves(
+        curves, mean_curves(curves, min_share=1.0), y_label="training loss (sum of the tasks' MSE)",
+        mean_label="median over all seeds, until the first one stops", seed_label="one seed (dot: its last epoch)")
+    names = ", ".join(figures.model_style(m).label for m in figures.ordered_models(models))
+    caption = (f"MMoE Fig. 4 style: training loss against epoch on the synthetic data, one panel per correlation of the "
+               f"MMoE paper's set that was run (p = {', '.join(f'{p:g}' for p in correlations)}), one colour per model "
+               f"({names}; {_count_range(seeds)} seeds each). The loss is the joint training loss, the sum of the two "
+               "tasks' MSE, averaged over each epoch's batches; log scale. Thin lines: single seeds, each ending (dot) "
+               f"where early stopping ended it (epochs {int(stops.min())}-{int(stops.max())}). Bold lines: the median "
+               "over all of the model's seeds (a mean would follow the few slow seeds), drawn up to the epoch at which "
+               "its first seed stops; a statistic over only the seeds still training would rise each time a fast-converging seed stopped, so past that point only "
+               "single seeds are drawn. The MMoE paper averages runs of a fixed length instead.")
+    return Drawing("mmoe_fig4_training_curves", caption, figure, data=curves)
+
+
+def _count_range(counts: pd.Series) -> str:
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}-{high}"
+
+
 def expert_usage(experts: pd.DataFrame) -> pd.DataFrame:
     """Per (model, level, gate, expert): the mean over seeds of each seed's mean gate weight, and the
     mean over seeds of each seed's standard deviation over the test rows."""
@@ -508,6 +637,7 @@ ARTIFACTS = (
     Artifact("PLE Fig. 3 (seesaw)", "census", seesaw_figure),
     Artifact("PLE Fig. 7 (MTL gain by correlation)", "sweep", fig7_figure),
     Artifact("MMoE Figs. 3-4 (loss by correlation)", "sweep", loss_figure),
+    Artifact("MMoE Fig. 4 (training curves)", "synthetic_records", curves_figure),
     Artifact("PLE Fig. 8 (expert utilization)", "experts", experts_figure),
 )
 SAVE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
@@ -522,6 +652,15 @@ def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
         with atomic_open(path, "wb") as handle:
             figure.savefig(handle, format=fmt, dpi=DPI, metadata=metadata)
         paths.append(path)
+    return paths
+
+
+def save_drawing(drawing: Drawing, out_dir: Path) -> list[Path]:
+    """The figure (PNG and PDF) and, if the drawing has one, its data as ``stem.csv``."""
+    paths = save_figure(drawing.figure, out_dir, drawing.stem)
+    if drawing.data is not None:
+        paths.append(Path(out_dir) / f"{drawing.stem}.csv")
+        write_text(paths[-1], drawing.data.to_csv(index=False, float_format="%.6g"))
     return paths
 
 
@@ -557,6 +696,13 @@ def protocol_lines(inputs: Inputs) -> list[str]:
                      f"{', '.join(f'{p:g}' for p in sorted(set(sweep['correlation'])))}; models "
                      f"{', '.join(figures.ordered_models(sweep['model']))}; {_seed_count(sweep)} seeds "
                      f"(seeds {_seed_lists(sweep)}); test {metric_of(sweep)}, gains against {_sweep_reference(sweep)}.")
+    if inputs.synthetic_records is not None:
+        runs = inputs.synthetic_records
+        epochs = [len(r.get("history") or ()) for r in runs]
+        lines.append(f"- Synthetic run records ({inputs.paths['synthetic_records']}): {len(runs)} runs, correlations "
+                     f"{', '.join(f'{p:g}' for p in sorted({r['correlation'] for r in runs}))}; models "
+                     f"{', '.join(figures.ordered_models([r['model'] for r in runs]))}; epochs trained "
+                     f"{min(epochs)}-{max(epochs)} (early stopping on validation MSE).")
     if inputs.experts is not None:
         experts = inputs.experts
         lines.append(f"- Expert utilization ({inputs.paths['experts']}): models "
@@ -637,18 +783,20 @@ def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], ski
             lines += [markdown_table(item), f"Files: [{item.stem}.csv]({item.stem}.csv), [{item.stem}.md]({item.stem}.md), "
                       f"[{item.stem}.tex]({item.stem}.tex)."]
         else:
+            data = "" if item.data is None else f", [{item.stem}.csv]({item.stem}.csv) (the numbers drawn)"
             lines += [f"![{item.stem}]({item.stem}.png)", "", f"Files: [{item.stem}.png]({item.stem}.png), "
-                      f"[{item.stem}.pdf]({item.stem}.pdf)."]
+                      f"[{item.stem}.pdf]({item.stem}.pdf){data}."]
     if skipped:
         lines += ["", "## Not produced", "", *[f"- {s}" for s in skipped]]
     return "\n".join(lines).rstrip() + "\n"
 
 
 def write_report(out_dir: Path, census: Path | None = None, census_stats: Path | None = None,
-                 experts: Path | None = None, sweep: Path | None = None, runs: Sequence[Path] = ()) -> list[Path]:
+                 experts: Path | None = None, sweep: Path | None = None, runs: Sequence[Path] = (),
+                 synthetic_runs: Path | None = None) -> list[Path]:
     """Every table and figure the given inputs allow, and ``REPORT.md``, into ``out_dir``; returns the
     paths written. Inputs are all checked before anything is written."""
-    inputs = load_inputs(census, census_stats, experts, sweep, runs)
+    inputs = load_inputs(census, census_stats, experts, sweep, runs, synthetic_runs)
     made, skipped, written = [], [], []
     for artifact in ARTIFACTS:
         data = getattr(inputs, artifact.needs)
@@ -658,7 +806,7 @@ def write_report(out_dir: Path, census: Path | None = None, census_stats: Path |
             continue
         made.append((artifact.name, artifact.build(data)))
     for _, item in made:
-        written += write_table(item, out_dir) if isinstance(item, Table) else save_figure(item.figure, out_dir, item.stem)
+        written += write_table(item, out_dir) if isinstance(item, Table) else save_drawing(item, out_dir)
     report = Path(out_dir) / "REPORT.md"
     write_text(report, report_markdown(inputs, made, skipped))
     written.append(report)

@@ -11,16 +11,29 @@ with the best validation score (mean over tasks of AUC, or of -MSE for regressio
 task's alone), and training stops after ``patience`` epochs without improvement. Models that share
 no parameter between tasks select each task on its own validation metric. Test metrics are computed
 once, for the selected weights only.
+
+Interruptions lose nothing (:class:`SeedCheckpoint`): a seed's full training state is saved to a
+checkpoint folder every ``checkpoint_seconds``, and a rerun of the same command resumes each
+unfinished seed from its last saved epoch and restores finished seeds without training them again;
+the records equal those of an uninterrupted run. A loss that becomes NaN or infinite ends that seed
+with a record of status ``failed`` (the reason and the epoch), which tables show as a missing seed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import inspect
+import json
 import multiprocessing
 import os
 import re
+import shutil
+import socket
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
@@ -29,15 +42,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models import create_model
-from models.registry import model_hparams
+import models
+from models import create_model, get_model_class
+from models.registry import ModelError, model_hparams
 from replication.config import ConfigError, require
+from replication.contract import CHECK_ROWS, check_contract, error_location
 from replication.data.processed import Processed, Split
-from replication.io import save_npz, write_json
+from replication.io import atomic_open, save_npz, write_json
 from replication.metrics import METRIC_FOR_TASK_TYPE
 from replication.progress import log, progress
 from replication.provenance import environment
-from replication.seeding import seed_everything
+from replication.seeding import rng_state, seed_everything, set_rng_state
 
 RECORD_FORMAT = 1
 
@@ -74,10 +89,6 @@ class TrainConfig:
             require(w >= 0, where, f"loss_weights.{task}", w, "must be >= 0")
         for task, g in self.loss_weight_decay.items():
             require(g > 0, where, f"loss_weight_decay.{task}", g, "must be > 0")
-
-
-class TrainingDiverged(RuntimeError):
-    """The training loss became NaN or infinite."""
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -198,9 +209,80 @@ def selection_groups(model, tasks, main_task: str, selection: str) -> list[Selec
     return [Selection(tuple(tasks), scored)]
 
 
+class SeedCheckpoint:
+    """Where one seed's training state lives until its run is complete (see the module docstring).
+
+    The folder's name carries a key that hashes everything that decides the seed's numbers: the
+    model, its hyperparameters, the training configuration (less worker processes and threads),
+    the data's hash, the seed, the device, the torch version, the source of the training code and
+    the model's file, and the output folder. Any change starts afresh; nothing stale is resumed.
+    ``epoch.pt`` holds the state after the last saved epoch; once the seed is finished, its record
+    and predictions are kept there (``record.json``, ``test_predictions.npz``) until the whole
+    command has finished, so that a rerun after an interruption restores them instead of training.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.epoch_file = self.folder / "epoch.pt"
+        self.record_file = self.folder / "record.json"
+        self.predictions_file = self.folder / "test_predictions.npz"
+
+    def load_epoch(self) -> dict[str, Any] | None:
+        if not self.epoch_file.is_file():
+            return None
+        return torch.load(self.epoch_file, map_location="cpu", weights_only=False)
+
+    def save_epoch(self, state: dict[str, Any]) -> None:
+        with atomic_open(self.epoch_file, "wb") as handle:
+            torch.save(state, handle)
+
+    def finished(self) -> bool:
+        return self.record_file.is_file()
+
+    def save_finished(self, record: dict[str, Any], predictions_file: Path | None) -> None:
+        """Keep a finished seed's record and predictions (copied from the output folder; a failed
+        seed has none). The record comes last: its presence marks the seed finished."""
+        if predictions_file is not None:
+            with atomic_open(self.predictions_file, "wb") as handle:
+                handle.write(Path(predictions_file).read_bytes())
+        write_json(self.record_file, record)
+        self.epoch_file.unlink(missing_ok=True)
+
+
+def training_code_digest(model_name: str) -> str:
+    """SHA-256 over the sources that decide a run's numbers: this trainer, the metrics, the seeding,
+    the processed-data loader, every file of the model zoo and the file of the model's class."""
+    from replication import metrics, seeding
+    from replication.data import processed
+
+    files = {Path(__file__), Path(metrics.__file__), Path(seeding.__file__), Path(processed.__file__),
+             *Path(models.__file__).parent.glob("*.py"), Path(inspect.getsourcefile(get_model_class(model_name)))}
+    digest = hashlib.sha256()
+    for path in sorted(p.resolve() for p in files):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def seed_checkpoint(root: Path, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
+                    seed: int, device: torch.device, out_dir: Path) -> SeedCheckpoint:
+    """The checkpoint folder of one seed of one run, under ``root`` (see :class:`SeedCheckpoint`)."""
+    key = {
+        "model": str(model_name), "hparams": {**model_hparams(model_name), **hparams},
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("seed_workers", "num_threads")},
+        "data_hash": data.schema["data_hash"], "seed": seed, "device": str(device), "torch": torch.__version__,
+        "code": training_code_digest(model_name), "out": str(Path(out_dir).resolve()), "format": RECORD_FORMAT,
+    }
+    text = json.dumps(key, sort_keys=True, default=str)
+    return SeedCheckpoint(Path(root) / f"{model_name}-seed{seed}-{hashlib.sha256(text.encode()).hexdigest()[:16]}")
+
+
 def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seed: int,
-               device: torch.device, show_epochs: bool = True) -> tuple[dict[str, Any], np.ndarray]:
-    """Train one seed; returns its run record and its (test rows, tasks) predictions."""
+               device: torch.device, show_epochs: bool = True, checkpoint: SeedCheckpoint | None = None,
+               checkpoint_seconds: float = 30.0) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Train one seed; returns its run record and its (test rows, tasks) predictions, or a record of
+    status ``failed`` and None when the training loss became NaN or infinite. With ``checkpoint``,
+    the state is saved there at most every ``checkpoint_seconds`` (0: after every epoch) and a saved
+    state is resumed from."""
     started = time.perf_counter()
     tasks = data.tasks
     seed_everything(seed)
@@ -211,9 +293,22 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
     gamma = torch.tensor([cfg.loss_weight_decay.get(t.name, 1.0) for t in tasks], device=device)
     train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
     groups = selection_groups(model, tasks, data.schema["main_task"], cfg.selection)
-    history = []
-    epochs = progress(range(1, cfg.max_epochs + 1), desc=f"{model_name} seed {seed}", unit="epoch", leave=False,
-                      disable=not show_epochs)
+    history: list[dict[str, Any]] = []
+    first_epoch, seconds_before = 1, 0.0
+    saved = checkpoint.load_epoch() if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        shuffle.set_state(saved["shuffle"])
+        set_rng_state(saved["rng"])
+        for group, (score, epoch, state) in zip(groups, saved["groups"]):
+            group.score, group.epoch, group.state = score, epoch, state
+        history, seconds_before = saved["history"], saved["seconds"]
+        first_epoch = len(history) + 1
+        log(f"{model_name} seed {seed}: resuming after epoch {len(history)} from {checkpoint.folder}")
+    last_saved, failure = time.perf_counter(), None
+    epochs = progress(range(first_epoch, cfg.max_epochs + 1), desc=f"{model_name} seed {seed}", unit="epoch",
+                      leave=False, disable=not show_epochs)
     for epoch in epochs:
         weights = w0 * gamma ** (epoch - 1)
         order = torch.randperm(train.rows, generator=shuffle, device=device)
@@ -231,7 +326,9 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
             loss_sum += loss.detach() * len(idx)
         train_loss = float(loss_sum) / train.rows  # one host synchronisation per epoch
         if not np.isfinite(train_loss):
-            raise TrainingDiverged(f"{model_name} seed {seed}: training loss became {train_loss} in epoch {epoch}")
+            failure = {"epoch": epoch, "reason": f"training loss became {train_loss}"}
+            log(f"{model_name} seed {seed}: FAILED in epoch {epoch}: {failure['reason']}; recorded as failed")
+            break
         val_metrics = evaluate(predict(model, val, tasks, cfg.eval_batch_size), data.splits["validation"].y_numpy, tasks)
         for group in groups:
             group.update(epoch, val_metrics, model)
@@ -239,6 +336,33 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
         epochs.set_postfix(val=f"{selection_score(val_metrics, tasks):.4f}")
         if all(epoch - g.epoch >= cfg.patience for g in groups):
             break
+        if checkpoint is not None and time.perf_counter() - last_saved >= checkpoint_seconds:
+            checkpoint.save_epoch({
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "shuffle": shuffle.get_state(),
+                "rng": rng_state(), "groups": [(g.score, g.epoch, g.state) for g in groups], "history": history,
+                "seconds": seconds_before + time.perf_counter() - started,
+            })
+            last_saved = time.perf_counter()
+
+    record = {
+        "format": RECORD_FORMAT,
+        "status": "ok" if failure is None else "failed",
+        "model": model_name,
+        "hparams": {**model_hparams(model_name), **hparams},
+        "train": asdict(cfg),
+        "seed": seed,
+        "dataset": data.schema["dataset"],
+        "task_group": data.schema["task_group"],
+        "split_seed": data.schema["split_seed"],
+        "data_hash": data.schema["data_hash"],
+        "tasks": [{"name": t.name, "type": t.type} for t in tasks],
+        "main_task": data.schema["main_task"],
+    }
+    if failure is not None:
+        record |= {"failure": failure, "epochs_run": len(history),
+                   "seconds": seconds_before + time.perf_counter() - started,
+                   "environment": environment(str(device)), "history": history}
+        return record, None
 
     test = data.splits["test"].to(device)
     test_prediction = np.empty((test.rows, len(tasks)))
@@ -253,26 +377,14 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
             val_best[t.name] = history[group.epoch - 1]["validation"][t.name]
     # Gated models are selected as a whole (one group), so the loaded state is the selected one.
     gates = gate_usage(model, test, cfg.eval_batch_size) if len(groups) == 1 else {}
-    record = {
-        "format": RECORD_FORMAT,
-        "status": "ok",
-        "model": model_name,
-        "hparams": {**model_hparams(model_name), **hparams},
-        "train": asdict(cfg),
-        "seed": seed,
-        "dataset": data.schema["dataset"],
-        "task_group": data.schema["task_group"],
-        "split_seed": data.schema["split_seed"],
-        "data_hash": data.schema["data_hash"],
-        "tasks": [{"name": t.name, "type": t.type} for t in tasks],
-        "main_task": data.schema["main_task"],
+    record |= {
         "validation": val_best,
         "test": evaluate(test_prediction, data.splits["test"].y_numpy, tasks),
         "best_epoch": best_epoch,
         "epochs_run": len(history),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "gates_test": gates,
-        "seconds": time.perf_counter() - started,
+        "seconds": seconds_before + time.perf_counter() - started,
         "environment": environment(str(device)),
         "history": history,
     }
@@ -319,45 +431,153 @@ def _set_up_worker(threads: int, data: Processed) -> None:
 
 
 def _train_and_save(model_name: str, hparams: Mapping[str, Any], data: Processed | None, cfg: TrainConfig,
-                    seed: int, device: torch.device, out_dir: Path, show_epochs: bool) -> dict[str, Any]:
-    """Train one seed and write its predictions and then its record (both atomic); in a worker
-    process ``data`` is None and the copy its initialiser received is used."""
+                    seed: int, device: torch.device, out_dir: Path, show_epochs: bool,
+                    checkpoint: SeedCheckpoint | None, checkpoint_seconds: float) -> dict[str, Any]:
+    """Train one seed (or restore it, finished, from its checkpoint) and write its predictions and
+    then its record (both atomic); in a worker process ``data`` is None and the copy its initialiser
+    received is used. An exception raised while training becomes a ModelError naming where it arose."""
     data = data if data is not None else _worker_data
-    record, test_prediction = train_seed(model_name, hparams, data, cfg, seed, device, show_epochs)
-    save_npz(predictions_path(out_dir, seed), prediction=test_prediction,
-             y=data.splits["test"].y_numpy, tasks=np.array([t.name for t in data.tasks]))
+    if checkpoint is not None and checkpoint.finished():
+        record = json.loads(checkpoint.record_file.read_text(encoding="utf-8"))
+        if checkpoint.predictions_file.is_file():
+            with atomic_open(predictions_path(out_dir, seed), "wb") as handle:
+                handle.write(checkpoint.predictions_file.read_bytes())
+        write_json(record_path(out_dir, seed), record)
+        log(f"{model_name} seed {seed}: finished before the interruption; restored from {checkpoint.folder}")
+        return record
+    try:
+        record, test_prediction = train_seed(model_name, hparams, data, cfg, seed, device, show_epochs, checkpoint,
+                                             checkpoint_seconds)
+    except Exception as error:
+        where = error_location(error, model_name)
+        raise ModelError(f"{model_name} seed {seed}: training failed at {where}: {type(error).__name__}: {error}") from error
+    predictions = predictions_path(out_dir, seed)
+    if test_prediction is None:  # failed: a record without predictions (and none left from an earlier run)
+        predictions.unlink(missing_ok=True)
+        write_json(record_path(out_dir, seed), record)
+        if checkpoint is not None:  # a failure is as final as a success: a rerun does not repeat it
+            checkpoint.save_finished(record, None)
+        return record
+    save_npz(predictions, prediction=test_prediction, y=data.splits["test"].y_numpy,
+             tasks=np.array([t.name for t in data.tasks]))
     write_json(record_path(out_dir, seed), record)
+    if checkpoint is not None:
+        checkpoint.save_finished(record, predictions)
     summary = ", ".join(f"{t}: {next(iter(m.values())):.4f}" for t, m in record["test"].items())
     log(f"{model_name} seed {seed}: test {summary}; best epoch {record['best_epoch']}, "
         f"{record['epochs_run']} epochs, {record['seconds']:.0f} s")
     return record
 
 
+LOCK_NAME = ".train.lock"  # in the output folder; .gitignore and .dvcignore leave it out
+
+
+class TrainingInterrupted(RuntimeError):
+    """A worker process died (killed, or out of memory) before its seeds were written."""
+
+
+class RunFolderLocked(ConfigError):
+    """Another process is writing the same output folder."""
+
+
+@contextlib.contextmanager
+def run_folder_lock(out_dir: Path):
+    """Hold an exclusive lock on ``out_dir``: an advisory ``flock`` on its lock file, which the
+    operating system releases even when the process is killed. A second writer is refused at once,
+    with the holder named. The lock file is removed on release (and a lock taken on a file that was
+    removed meanwhile is retried), so a finished folder holds only results."""
+    import fcntl
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / LOCK_NAME
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunFolderLocked(f"{out_dir} is being written by {holder}; two writers would interleave their "
+                                  f"records. Wait for it to finish (or stop it), or pass another --out") from None
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break  # the lock is on the file that is still there
+        handle.close()
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        handle.flush()
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        handle.close()
+
+
 def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
-                seeds: list[int], out_dir: Path) -> list[dict[str, Any]]:
-    """Train every seed and write, per seed, its predictions and then its record (both atomic)."""
+                seeds: list[int], out_dir: Path, checkpoints: Path | None = None,
+                checkpoint_seconds: float = 30.0) -> list[dict[str, Any]]:
+    """Train every seed and write, per seed, its predictions and then its record (both atomic).
+
+    The model is first checked against the zoo's contract on a few training rows. With
+    ``checkpoints`` (a folder), every seed can be resumed after an interruption (see
+    :class:`SeedCheckpoint`); the seeds' checkpoint folders are removed once every seed is written.
+    Seeds whose loss diverged get a ``failed`` record and are listed in a warning."""
+    out_dir = Path(out_dir)
     device = resolve_device(cfg.device)
     unknown_tasks = sorted((set(cfg.loss_weights) | set(cfg.loss_weight_decay)) - {t.name for t in data.tasks})
     if unknown_tasks:
         raise ConfigError(f"loss weights name task(s) {unknown_tasks} not in the data; its tasks are "
                           f"{[t.name for t in data.tasks]}")
+    if checkpoint_seconds < 0:
+        raise ConfigError(f"--checkpoint-seconds {checkpoint_seconds}: use 0 (after every epoch) or more seconds")
+    head = data.splits["train"].head(CHECK_ROWS)
+    check_contract(model_name, data.schema, hparams, head.x_cat, head.x_num)
+    with run_folder_lock(out_dir):
+        marks = {seed: None if checkpoints is None else
+                 seed_checkpoint(checkpoints, model_name, hparams, data, cfg, seed, device, out_dir) for seed in seeds}
+        records = _train_seeds(model_name, hparams, data, cfg, seeds, out_dir, device, marks, checkpoint_seconds)
+        for mark in marks.values():
+            if mark is not None:
+                shutil.rmtree(mark.folder, ignore_errors=True)
+        if checkpoints is not None and Path(checkpoints).is_dir() and not any(Path(checkpoints).iterdir()):
+            Path(checkpoints).rmdir()
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        log(f"WARNING {model_name}: {len(failed)} of {len(records)} seeds failed and are recorded as failed: " +
+            "; ".join(f"seed {r['seed']} in epoch {r['failure']['epoch']} ({r['failure']['reason']})" for r in failed))
+    return records
+
+
+def _train_seeds(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seeds: list[int],
+                 out_dir: Path, device: torch.device, marks: Mapping[int, SeedCheckpoint | None],
+                 checkpoint_seconds: float) -> list[dict[str, Any]]:
     workers, threads = plan_workers(cfg, device, len(seeds))
     bar = progress(total=len(seeds), desc=model_name, unit="seed")
     if workers == 1:
         _set_up_process(threads)
         records = []
         for seed in seeds:
-            records.append(_train_and_save(model_name, hparams, data, cfg, seed, device, out_dir, True))
+            records.append(_train_and_save(model_name, hparams, data, cfg, seed, device, out_dir, True, marks[seed],
+                                           checkpoint_seconds))
             bar.update()
         return records
     log(f"{model_name}: {len(seeds)} seeds in {workers} processes of {threads} thread(s)")
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_up_worker,
                              initargs=(threads, data)) as pool:
-        futures = {pool.submit(_train_and_save, model_name, hparams, None, cfg, seed, device, out_dir, False): seed
-                   for seed in seeds}
-        for future in as_completed(futures):
-            future.result()  # a failed seed raises here, naming its error
-            bar.update()
+        futures = {pool.submit(_train_and_save, model_name, hparams, None, cfg, seed, device, out_dir, False,
+                               marks[seed], checkpoint_seconds): seed for seed in seeds}
+        try:
+            for future in as_completed(futures):
+                future.result()  # a failed seed raises here, naming its error
+                bar.update()
+        except BrokenProcessPool as error:
+            unfinished = [seed for seed in seeds if not record_path(out_dir, seed).exists()]
+            raise TrainingInterrupted(
+                f"{model_name}: a worker process died (killed, or out of memory) while training seed(s) "
+                f"{', '.join(map(str, unfinished))}; the seeds written so far are complete. Run the same command "
+                f"again to resume (each unfinished seed from its last checkpoint)") from error
         records = {futures[f]: f.result() for f in futures}
     return [records[seed] for seed in seeds]

@@ -35,6 +35,7 @@ def test_profile_merges_mappings_key_by_key_and_replaces_lists():
     ("typo", "profiles.typo changes trian, which params.yaml has no section for"),
     ("recursive", "profiles.recursive changes profiles"),
 ])
+@pytest.mark.fault
 def test_bad_profiles_are_refused_with_the_key(name, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         apply_profile(PARAMS, name)

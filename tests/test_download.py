@@ -245,6 +245,7 @@ def test_real_download_is_idempotent(real_download: tuple[Path, dict[str, Path]]
     assert listing(out_dir) == ["SHA256SUMS", DATA, TEST]
 
 
+@pytest.mark.fault
 def test_real_tampered_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real test file with one byte changed fails the official hash and never lands in out_dir."""
     monkeypatch.setattr(dl, "CENSUS_FILES", {TEST: OFFICIAL[TEST]})  # only the test file, to stay fast
@@ -306,6 +307,7 @@ def test_explicit_mirror_overrides_environment_variable(
     assert listing(tmp_path / "b") == []
 
 
+@pytest.mark.fault
 def test_mirror_missing_a_file_names_source_file_and_fix(
     tmp_path: Path, out: Path, fake_census: dict[str, bytes]
 ) -> None:
@@ -367,6 +369,7 @@ def test_http_mirror_prefix_without_trailing_slash(
     assert server.hits == [f"/mirror/{DATA}.gz", f"/mirror/{TEST}.gz"]
 
 
+@pytest.mark.fault
 def test_corrupt_zip_in_mirror_is_a_reason_not_a_crash(
     tmp_path: Path, out: Path, fake_census: dict[str, bytes]
 ) -> None:
@@ -417,6 +420,7 @@ FAILURE_KINDS = [
 ]
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("kind", FAILURE_KINDS)
 def test_network_failure_lists_every_source(
     kind: str, server: _Server, tmp_path: Path, out: Path, fake_census: dict[str, bytes]
@@ -527,6 +531,7 @@ def test_existing_file_with_wrong_hash_is_replaced(
     assert_fake_files(out, fake_census)
 
 
+@pytest.mark.fault
 def test_existing_wrong_file_is_reported_when_no_source_works(
     tmp_path: Path, out: Path, fake_census: dict[str, bytes]
 ) -> None:
@@ -538,6 +543,7 @@ def test_existing_wrong_file_is_reported_when_no_source_works(
     assert listing(out) == [DATA]
 
 
+@pytest.mark.fault
 def test_interrupted_fetch_leaves_nothing(out: Path, fake_census: dict[str, bytes]) -> None:
     @dataclass
     class Interrupted:
@@ -555,6 +561,7 @@ def test_interrupted_fetch_leaves_nothing(out: Path, fake_census: dict[str, byte
     assert listing(out) == []
 
 
+@pytest.mark.fault
 def test_no_sources(out: Path) -> None:
     with pytest.raises(DownloadError, match="no sources were configured"):
         download_census(out, sources=[], progress=False)

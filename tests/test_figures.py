@@ -1,28 +1,34 @@
 """Figures, tables and REPORT.md (issue 7): drawings show exactly the numbers given; the best run is
 chosen on validation; LaTeX is escaped; bad inputs are clear errors; the report's numbers and
-verdicts are those of the tables it read. Inputs are written by the real producers (aggregate,
-stats, experts, sweep table) from hand-made run records whose answers are known."""
+verdicts are those of the tables it read; every model has a style of its own. Inputs are written by
+the real producers (aggregate, stats, experts, sweep) from hand-made run records whose answers are
+known."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from matplotlib.collections import PathCollection
+from matplotlib.colors import to_hex, to_rgb
 from matplotlib.image import imread
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from models import list_models
 from replication import figures, report
 from replication.aggregate import aggregate, write_stats
 from replication.cli import main
 from replication.config import ConfigError
 from replication.experts import write_experts
-from replication.io import write_json, write_text
-from replication.sweep import findings, sweep_table
+from replication.io import write_json
+from replication.sweep import findings, sweep_table, write_sweep
 from replication.verdicts import gap_by_correlation
+from tests.conftest import REPO
 
 TASKS = [{"name": "income", "type": "binary"}, {"name": "marital", "type": "binary"}]
 SEEDS = range(4)
@@ -42,6 +48,7 @@ def census_record(model, seed, income, marital, validation=None, task_group="inc
         names[1]: {"experts": [f"{names[1]}/0", "shared/0"], "mean": [0.4, 0.6], "std": [0.2, 0.2]},
     }
     return {
+        "format": 1, "status": "ok", "train": {"lr": 0.001, "max_epochs": 100},
         "model": model, "seed": seed, "tasks": tasks, "dataset": "census-income-kdd", "task_group": task_group,
         "split_seed": 0, "data_hash": "f00dfeed" * 8, "main_task": names[0],
         "test": {names[0]: {"auc": income}, names[1]: {"auc": marital}},
@@ -63,9 +70,38 @@ def inputs(tmp_path_factory):
     aggregate(root / "runs", root / "census")
     write_stats(root / "runs", root / "stats", references=("single_task", "ple"))
     write_experts(root / "runs", root / "experts.csv")
-    table = sweep_table(sweep_runs_table(), "single_task")
-    write_text(root / "sweep.csv", table.to_csv(index=False, float_format="%.6g"))
+    for row in sweep_runs_table().drop_duplicates(["correlation", "model", "seed"]).itertuples(index=False):
+        record = synthetic_record(row.correlation, row.model, row.seed, row.value)
+        write_json(root / "synthetic" / f"p{row.correlation:g}" / row.model / f"seed_{row.seed}.json", record)
+    write_sweep(root / "synthetic", root / "sweep")
     return root
+
+
+# Training histories of the synthetic records: seeds 0, 1, 2 stop after 4, 3 and 5 epochs; the training
+# loss is 4 / 2**epoch + 0.5 seed + a model's offset (short binary fractions: exact in the CSV).
+EPOCHS = {0: 4, 1: 3, 2: 5}
+LOSS_OFFSET = {"single_task": 0.0, "shared_bottom": 0.25, "mmoe": 0.75, "ple": 0.125}
+
+
+def train_loss(model, seed, epoch):
+    return 4.0 / 2 ** epoch + 0.5 * seed + LOSS_OFFSET[model]
+
+
+def synthetic_record(correlation, model, seed, mse, epochs=None):
+    """A synthetic run record as `train` writes it, with the training history above (test MSE ``mse``
+    on both tasks; validation MSE half and a quarter of the epoch's training loss)."""
+    tasks = [{"name": "task1", "type": "regression"}, {"name": "task2", "type": "regression"}]
+    history = [{"epoch": e, "train_loss": train_loss(model, seed, e),
+                "validation": {"task1": {"mse": train_loss(model, seed, e) / 2},
+                               "task2": {"mse": train_loss(model, seed, e) / 4}}}
+               for e in range(1, (epochs or EPOCHS[seed]) + 1)]
+    return {
+        "model": model, "seed": seed, "tasks": tasks, "dataset": "synthetic", "task_group": f"correlation={correlation:g}",
+        "format": 1, "split_seed": 0, "data_hash": f"{correlation:g}".ljust(64, "a"), "main_task": "task1", "status": "ok",
+        "test": {"task1": {"mse": mse}, "task2": {"mse": mse}}, "validation": history[-1]["validation"],
+        "best_epoch": {"task1": len(history), "task2": len(history)}, "train": {"max_epochs": 300},
+        "n_parameters": 100, "environment": ENVIRONMENT, "gates_test": {}, "history": history,
+    }
 
 
 def sweep_runs_table(seeds=range(3)) -> pd.DataFrame:
@@ -82,7 +118,8 @@ def sweep_runs_table(seeds=range(3)) -> pd.DataFrame:
 
 def cli_args(root, out, *, runs=True):
     args = ["figures", "--census", str(root / "census.csv"), "--census-stats", str(root / "stats"),
-            "--experts", str(root / "experts.csv"), "--sweep", str(root / "sweep.csv"), "--out", str(out)]
+            "--experts", str(root / "experts.csv"), "--sweep", str(root / "sweep.csv"),
+            "--synthetic-runs", str(root / "synthetic"), "--out", str(out)]
     return args + (["--runs", str(root / "runs")] if runs else [])
 
 
@@ -104,6 +141,38 @@ def test_every_model_keeps_one_colour_and_the_main_five_differ():
     assert figures.ordered_models(["ple", "single_task", "mmoe"]) == ["single_task", "mmoe", "ple"]
 
 
+def test_every_registered_model_has_a_style_of_its_own():
+    """The palette has ten colours and the zoo thirteen models: no two registered models may look the
+    same, in point and line plots (colour, marker; colour, line style) or in bar plots (colour, hatch)."""
+    models = list_models()
+    assert len(models) == 13 and set(models) <= set(figures.MODEL_NAMES)
+    styles = {m: figures.model_style(m) for m in models}
+    for what in (lambda s: (s.color, s.marker), lambda s: (s.color, s.hatch), lambda s: (s.color, s.linestyle),
+                 lambda s: s.marker, lambda s: s.label):
+        assert len({what(s) for s in styles.values()}) == len(models)
+    assert all(s.color in figures.PALETTE for s in styles.values())  # the colour-blind-safe palette only
+    assert figures.PAPER_HATCH not in {s.hatch for s in styles.values()}  # the paper's bars stay apart
+    # The default pipeline's five models differ in colour alone, unhatched and with solid lines.
+    five = [styles[m] for m in ("single_task", "shared_bottom", "mmoe", "cgc", "ple")]
+    assert len({s.color for s in five}) == 5 and {s.hatch for s in five} == {""} and {s.linestyle for s in five} == {"-"}
+
+
+def test_bars_and_legend_carry_a_models_hatch():
+    """A zoo model whose colour repeats one of the palette's (here Customized Sharing, Single-Task's
+    colour) is hatched in Fig. 7, and so is its legend entry."""
+    shared = [m for m in figures.MODEL_NAMES if figures.model_style(m).color == figures.model_style("single_task").color]
+    assert shared == ["single_task", "customized_sharing"]
+    bars = pd.DataFrame({"correlation": [0.5, 0.5], "model": ["single_task", "customized_sharing"], "task": "task1",
+                         "gain": [0.001, 0.002], "paper": np.nan}).assign(low=0.0, high=0.003)
+    fig = figures.correlation_gain_bars(bars, ["task1"], "MTL gain", "paper")
+    containers = {c.get_label(): c for c in fig.axes[0].containers}
+    assert containers["Single-Task"].patches[0].get_hatch() is None
+    assert containers["Customized Sharing"].patches[0].get_hatch() == figures.model_style("customized_sharing").hatch != ""
+    legend = {t.get_text(): h for t, h in zip(fig.axes[0].get_legend().get_texts(), fig.axes[0].get_legend().legend_handles)}
+    assert legend["Customized Sharing"].get_hatch() == figures.model_style("customized_sharing").hatch
+    assert to_rgb(legend["Customized Sharing"].get_facecolor()) == pytest.approx(figures.model_style("single_task").color)
+
+
 def test_seesaw_draws_one_point_per_model_at_its_gains():
     points = pd.DataFrame({"model": ["mmoe", "ple", "cgc"], "x": [-0.001, 0.002, 0.0005], "y": [0.0003, 0.001, -0.002]})
     points = points.assign(x_low=points["x"] - 1e-4, x_high=points["x"] + 2e-4, y_low=points["y"] - 1e-4,
@@ -118,6 +187,26 @@ def test_seesaw_draws_one_point_per_model_at_its_gains():
     shaded = [p for p in ax.patches if isinstance(p, Rectangle) and p.get_xy() == (0, 0)]
     assert len(shaded) == 1 and shaded[0].get_width() > 0 and shaded[0].get_height() > 0
     assert ax.get_xlabel() == "income gain" and ax.get_ylabel() == "marital gain"
+
+
+def test_seesaw_labels_of_crowded_points_do_not_overlap():
+    """Five models within a few pixels of one another (and one far off): every label is drawn, and no
+    two labels overlap each other or a point."""
+    models = ["shared_bottom", "mmoe", "cgc", "ple", "omoe", "sluice"]
+    x = np.array([0.0010, 0.00101, 0.00102, 0.00100, 0.00099, -0.002])
+    y = np.array([0.0005, 0.00051, 0.00049, 0.00050, 0.00052, -0.001])
+    points = pd.DataFrame({"model": models, "x": x, "y": y, "x_low": x - 1e-5, "x_high": x + 1e-5,
+                           "y_low": y - 1e-5, "y_high": y + 1e-5})
+    fig = figures.seesaw(points, "x", "y", "better on both")
+    ax = fig.axes[0]
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text() != "better on both"]
+    assert [t.get_text() for t in labels] == [figures.model_style(m).label for m in models]
+    boxes = [t.get_window_extent(renderer) for t in labels]
+    assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
+    dots = ax.transData.transform(np.c_[x, y])
+    assert not [(box, dot) for box in boxes for dot in dots if box.contains(*dot)]
 
 
 def test_fig7_bar_heights_are_the_gains_and_the_paper_bars_sit_beside_them():
@@ -147,6 +236,34 @@ def test_loss_figure_has_one_line_per_model_through_the_given_values():
     assert set(drawn) == {"PLE", "Hard Sharing"}
     np.testing.assert_allclose(drawn["PLE"], [0.02, 0.018])
     np.testing.assert_allclose(drawn["Hard Sharing"], [0.03, 0.019])
+
+
+def synthetic_records(correlations=(0.2, 0.5, 1.0), models=tuple(LOSS_OFFSET), seeds=range(3)) -> list[dict]:
+    """Synthetic run records as `load_synthetic_records` returns them (each with its correlation)."""
+    return [{**synthetic_record(p, m, s, 0.02), "correlation": p} for p in correlations for m in models for s in seeds]
+
+
+def test_training_curves_draw_every_seed_and_the_median_until_the_first_seed_stops():
+    """MMoE Fig. 4: one panel per MMoE correlation that was run (0.2 is not one of them), the models
+    MMoE compares plus PLE (not Single-Task); per model a thin line per seed and, bold, the median over
+    all seeds for the epochs every seed reached (1-3: seed 1 stops after 3)."""
+    drawing = report.curves_figure(synthetic_records())
+    assert drawing.stem == "mmoe_fig4_training_curves"
+    axes = drawing.figure.axes
+    assert [ax.get_title() for ax in axes] == ["task correlation p = 0.5", "task correlation p = 1"]
+    for ax in axes:
+        assert ax.get_yscale() == "log"
+        means = {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
+        assert list(means) == ["Hard Sharing", "MMoE", "PLE"]
+        for model, line in zip(("shared_bottom", "mmoe", "ple"), means.values()):
+            np.testing.assert_array_equal(line.get_xdata(), [1, 2, 3])
+            np.testing.assert_allclose(line.get_ydata(), [4 / 2 ** e + 0.5 + LOSS_OFFSET[model] for e in (1, 2, 3)])
+            assert line.get_color() == figures.model_style(model).color
+        seeds = [line for line in ax.lines if line.get_label().startswith("_") and line.get_linestyle() == "-"]
+        assert len(seeds) == 3 * 3  # models x seeds
+        assert sorted(len(line.get_xdata()) for line in seeds) == [3, 3, 3, 4, 4, 4, 5, 5, 5]
+    assert set(drawing.data["model"]) == {"shared_bottom", "mmoe", "ple"}
+    assert set(drawing.data["correlation"]) == {0.5, 1.0}
 
 
 def test_expert_figure_has_one_bar_per_expert_coloured_by_kind():
@@ -257,6 +374,38 @@ def test_what_is_drawn_is_read_from_the_tables(inputs):
         report.loss_by_correlation(uneven)
 
 
+def test_training_curves_table_has_every_epoch_of_every_finished_run():
+    records = synthetic_records(correlations=(0.5,), models=("mmoe",))
+    failed = {**synthetic_record(0.5, "mmoe", 3, 0.02, epochs=2), "status": "failed", "correlation": 0.5}
+    curves = report.training_curves([*records, failed])
+    assert list(curves.columns) == ["correlation", "model", "seed", "epoch", "train_loss", "validation_task1_mse",
+                                    "validation_task2_mse"]
+    assert len(curves) == sum(EPOCHS.values()) and 3 not in set(curves["seed"])  # the failed run is left out
+    row = curves[(curves["seed"] == 2) & (curves["epoch"] == 5)].iloc[0]
+    assert row["train_loss"] == train_loss("mmoe", 2, 5) == 1.875
+    assert row["validation_task1_mse"] == 1.875 / 2 and row["validation_task2_mse"] == 1.875 / 4
+    with pytest.raises(ConfigError, match="has no training history"):
+        report.training_curves([{**records[0], "history": []}])
+
+
+def test_mean_training_loss_is_over_the_seeds_still_training():
+    """Seed 1 stops after epoch 3, seed 0 after 4, seed 2 after 5: at epoch 4 the mean is that of seeds 0
+    and 2, at epoch 5 seed 2's alone; by default only the epochs all three seeds reached are kept."""
+    curves = report.training_curves(synthetic_records(correlations=(0.5,), models=("mmoe",)))
+    every = report.mean_curves(curves, min_share=0).set_index("epoch")
+    assert list(every.index) == [1, 2, 3, 4, 5]
+    assert list(every["n_seeds"]) == [3, 3, 3, 2, 1] and set(every["n_total"]) == {3}
+    assert every.loc[4, "mean"] == pytest.approx(np.mean([train_loss("mmoe", 0, 4), train_loss("mmoe", 2, 4)]))
+    assert every.loc[4, "mean"] == pytest.approx(1.5)  # seed 0: 0.25 + 0.75 = 1.0; seed 2: 0.25 + 1.0 + 0.75 = 2.0
+    assert every.loc[4, "std"] == pytest.approx(np.std([1.0, 2.0], ddof=1))
+    assert every.loc[5, "mean"] == train_loss("mmoe", 2, 5) and np.isnan(every.loc[5, "std"])
+    assert every.loc[3, "mean"] == pytest.approx(np.mean([train_loss("mmoe", s, 3) for s in range(3)]))
+    assert every.loc[3, "median"] == np.median([train_loss("mmoe", s, 3) for s in range(3)])
+    assert every.loc[4, "median"] == pytest.approx(1.5)  # two seeds: the median is their mean
+    assert list(report.mean_curves(curves)["epoch"]) == [1, 2, 3]
+    assert list(report.mean_curves(curves, min_share=0.5)["epoch"]) == [1, 2, 3, 4]  # 2 of 3 seeds >= half
+
+
 # ---------------------------------------------------------------------------------------------- inputs
 
 def test_missing_inputs_are_skipped_with_a_logged_line(inputs, tmp_path, capsys):
@@ -264,6 +413,7 @@ def test_missing_inputs_are_skipped_with_a_logged_line(inputs, tmp_path, capsys)
     err = capsys.readouterr().err
     assert "skipping PLE Fig. 7 (MTL gain by correlation): --sweep not given" in err
     assert "skipping PLE Table 5 (census): --census not given" in err
+    assert "skipping MMoE Fig. 4 (training curves): --synthetic-runs not given" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "REPORT.md", "fig8_expert_utilization.pdf", "fig8_expert_utilization.png"]
     text = (tmp_path / "REPORT.md").read_text()
@@ -311,6 +461,31 @@ def test_inputs_from_different_runs_are_refused(inputs, tmp_path):
         report.load_inputs(census=tmp_path / "census.csv", census_stats=inputs / "stats")
 
 
+def test_synthetic_runs_that_are_not_the_sweeps_are_refused(inputs, tmp_path):
+    """The synthetic records must agree with the sweep table; a record of another test MSE is refused."""
+    record = synthetic_record(0.5, "ple", 1, 0.5)
+    for row in sweep_runs_table().drop_duplicates(["correlation", "model", "seed"]).itertuples(index=False):
+        good = synthetic_record(row.correlation, row.model, row.seed, row.value)
+        bad = (row.correlation, row.model, row.seed) == (0.5, "ple", 1)
+        write_json(tmp_path / f"p{row.correlation:g}" / row.model / f"seed_{row.seed}.json", record if bad else good)
+    with pytest.raises(ConfigError, match=r"the inputs disagree: p = 0.5 ple task1: mean test metric of "
+                                          r"--synthetic-runs .* but mean in --sweep"):
+        report.load_inputs(sweep=inputs / "sweep.csv", synthetic_runs=tmp_path)
+    assert report.load_inputs(synthetic_runs=tmp_path).synthetic_records  # alone, nothing to disagree with
+
+
+def test_synthetic_runs_need_an_mmoe_correlation_and_a_history(tmp_path):
+    for seed in range(2):
+        write_json(tmp_path / "only" / "p0.2" / "mmoe" / f"seed_{seed}.json", synthetic_record(0.2, "mmoe", seed, 0.02))
+    with pytest.raises(ConfigError, match=r"no runs of .* at the MMoE paper's correlations \(0.5, 0.9, 1\); it has "
+                                          r"correlations 0.2"):
+        report.write_report(tmp_path / "out", synthetic_runs=tmp_path / "only")
+    assert main(["figures", "--synthetic-runs", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    write_json(tmp_path / "census" / "p0.5" / "mmoe" / "seed_0.json", census_record("mmoe", 0, 0.9, 0.9))
+    with pytest.raises(ConfigError, match="holds census-income-kdd runs; --synthetic-runs reads synthetic ones only"):
+        report.load_inputs(synthetic_runs=tmp_path / "census")
+
+
 # ---------------------------------------------------------------------------------------------- verdicts
 
 @pytest.mark.parametrize("gain, significant, expected", [
@@ -351,16 +526,34 @@ def test_synthetic_verdicts_on_a_sweep_table_built_from_records():
 
 def test_every_artifact_is_written(produced):
     stems = ["table5_census", "mmoe_table1_census", "fig3_seesaw", "fig7_correlation_gain",
-             "mmoe_fig3_loss_vs_correlation", "fig8_expert_utilization"]
+             "mmoe_fig3_loss_vs_correlation", "mmoe_fig4_training_curves", "fig8_expert_utilization"]
     names = {p.name for p in produced.iterdir()}
     for stem in stems[:2]:
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= names
     for stem in stems[2:]:
         assert {f"{stem}.png", f"{stem}.pdf"} <= names
+    assert "mmoe_fig4_training_curves.csv" in names and "fig3_seesaw.csv" not in names  # only its data is a table
     text = (produced / "REPORT.md").read_text()
     for stem in stems:
         assert (f"[{stem}.tex]({stem}.tex)" if stem.endswith("census") else f"![{stem}]({stem}.png)") in text
+    assert "[mmoe_fig4_training_curves.csv](mmoe_fig4_training_curves.csv) (the numbers drawn)" in text
+    assert "## MMoE Fig. 4 (training curves)" in text
+    assert "drawn up to the epoch at which its first seed stops" in text
+    assert "- Synthetic run records (" in text and "36 runs, correlations 0.2, 0.5, 1; models single_task, " in text
     assert "## Not produced" not in text
+
+
+def test_training_curves_csv_holds_every_drawn_epoch_exactly(inputs, produced):
+    """The CSV round trip: the numbers read back are the records' histories (short binary fractions, so
+    exactly), for the models and correlations drawn and no others."""
+    written = pd.read_csv(produced / "mmoe_fig4_training_curves.csv")
+    expected = pd.DataFrame([
+        {"correlation": p, "model": m, "seed": s, "epoch": e, "train_loss": train_loss(m, s, e),
+         "validation_task1_mse": train_loss(m, s, e) / 2, "validation_task2_mse": train_loss(m, s, e) / 4}
+        for p in (0.5, 1.0) for m in ("shared_bottom", "mmoe", "ple") for s in range(3) for e in range(1, EPOCHS[s] + 1)])
+    pd.testing.assert_frame_equal(written, expected, check_exact=True)
+    records = report.load_synthetic_records(inputs / "synthetic")
+    pd.testing.assert_frame_equal(written, report.curves_figure(records).data, check_exact=True)
 
 
 def _number(text: str) -> float:
@@ -415,5 +608,34 @@ def test_report_numbers_and_verdicts_are_the_tables(inputs, produced):
 
 def test_report_is_byte_identical_when_regenerated(inputs, produced, tmp_path):
     assert main(cli_args(inputs, tmp_path)) == 0
-    for name in ("REPORT.md", "table5_census.tex", "fig3_seesaw.pdf", "fig3_seesaw.png"):
+    for name in ("REPORT.md", "table5_census.tex", "fig3_seesaw.pdf", "fig3_seesaw.png", "mmoe_fig4_training_curves.png",
+                 "mmoe_fig4_training_curves.pdf", "mmoe_fig4_training_curves.csv"):
         assert (tmp_path / name).read_bytes() == (produced / name).read_bytes(), name
+
+
+# ---------------------------------------------------------------------------------------------- dvc plots
+
+def test_dvc_plots_read_columns_the_commands_write_in_the_figures_colours(inputs, produced):
+    """dvc.yaml's top-level plots: each names a template in .dvc/plots whose colours are the figures'
+    (model_style) for the models drawn, and x and y columns that the producing command writes, with
+    the further columns its template reads."""
+    plots = {name: spec for item in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"] for name, spec in item.items()}
+    assert set(plots) == {"mmoe_fig4_training_curves", "synthetic_sweep_test_mse"}
+    sweep_models = figures.ordered_models(yaml.safe_load((REPO / "params.yaml").read_text())["synthetic"]["models"])
+    expected = {  # the file dvc.yaml names, the same file as the tests' run of its command writes it, ...
+        "mmoe_fig4_training_curves": ("paper_figures/mmoe_fig4_training_curves.csv",
+                                      produced / "mmoe_fig4_training_curves.csv", {"correlation", "model", "seed"},
+                                      [m for m in figures.ordered_models(report.CURVE_MODELS) if m in sweep_models]),
+        "synthetic_sweep_test_mse": ("results/synthetic_sweep.csv", inputs / "sweep.csv",
+                                     {"model", "task", "t_low", "t_high"}, sweep_models),
+    }
+    for name, spec in plots.items():
+        path, table, fields, models = expected[name]
+        (file, y), = spec["y"].items()
+        assert file == path
+        columns = set(pd.read_csv(table).columns)
+        assert {spec["x"], y} | fields <= columns, name
+        template = json.loads((REPO / ".dvc" / "plots" / f"{spec['template']}.json").read_text())
+        colour = template["spec"]["encoding"]["color"]
+        assert colour["field"] == "model" and colour["scale"]["domain"] == models
+        assert colour["scale"]["range"] == [to_hex(figures.model_style(m).color) for m in models]

@@ -308,6 +308,7 @@ def test_read_raw_parses_a_well_formed_file(tmp_path: Path) -> None:
     assert frame["age"].tolist() == ["0", "1", "2", "3"]
 
 
+@pytest.mark.fault
 def test_wrong_column_count_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / DATA
     bad = census_row(2).replace(", ", ",", 1).rsplit(",", 1)[0] + "\n"  # one column short
@@ -320,6 +321,19 @@ def test_wrong_column_count_names_the_line(tmp_path: Path) -> None:
     assert str(path) in message
 
 
+@pytest.mark.fault
+def test_a_malformed_row_names_the_line_and_column(tmp_path: Path) -> None:
+    """The right number of columns, but a word where the age should be."""
+    path = tmp_path / DATA
+    fields = census_row(1).split(",")
+    fields[0] = " forty"
+    path.write_text(census_row(0) + ",".join(fields) + census_row(2), encoding="utf-8")
+    with pytest.raises(PrepareError) as caught:
+        read_raw(path)
+    assert f"{path}, line 2: column 1 (age) is 'forty', not a number" in str(caught.value)
+
+
+@pytest.mark.fault
 def test_wrong_column_count_is_refused_by_prepare(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -330,6 +344,7 @@ def test_wrong_column_count_is_refused_by_prepare(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.fault
 def test_empty_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / TEST
     path.write_bytes(b"")
@@ -337,6 +352,7 @@ def test_empty_file_is_refused(tmp_path: Path) -> None:
         read_raw(path)
 
 
+@pytest.mark.fault
 def test_missing_file_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(PrepareError) as caught:
         prepare_census(tmp_path / "nothing-here", tmp_path / "out", "income-marital", 0)
@@ -345,6 +361,7 @@ def test_missing_file_is_refused_with_the_fix(tmp_path: Path) -> None:
     assert "download" in message
 
 
+@pytest.mark.fault
 def test_wrong_row_count_is_refused(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -354,6 +371,7 @@ def test_wrong_row_count_is_refused(tmp_path: Path) -> None:
         prepare_census(raw, tmp_path / "out", "income-marital", 0)
 
 
+@pytest.mark.fault
 def test_unknown_task_group_lists_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(PrepareError) as caught:
         prepare_census(tmp_path, tmp_path / "out", "income-education", 0)
@@ -445,6 +463,7 @@ def test_numeric_buckets_add_one_quantile_feature_per_continuous_column() -> Non
     assert x_cat[:, k].max() < encoder.categorical_features()[k]["cardinality"]
 
 
+@pytest.mark.fault
 def test_numeric_buckets_must_be_zero_or_at_least_two(tmp_path: Path) -> None:
     with pytest.raises(census.PrepareError, match="numeric_buckets = 1"):
         census.prepare_census(tmp_path, tmp_path / "out", numeric_buckets=1)

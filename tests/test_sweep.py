@@ -103,7 +103,7 @@ def test_sweep_refuses_census_runs_and_an_empty_folder(tmp_path):
     run = tmp_path / "census" / "mmoe"
     run.mkdir(parents=True)
     (run / "seed_0.json").write_text(json.dumps({
-        "dataset": "census-income-kdd", "task_group": "income-marital", "split_seed": 0, "data_hash": "x",
+        "format": 1, "status": "ok", "train": {}, "dataset": "census-income-kdd", "task_group": "income-marital", "split_seed": 0, "data_hash": "x",
         "model": "mmoe", "seed": 0, "tasks": [], "test": {}, "n_parameters": 1, "best_epoch": {}}))
     with pytest.raises(ConfigError, match="holds census-income-kdd runs; the sweep reads synthetic ones only"):
         sweep_runs(tmp_path)

@@ -28,7 +28,6 @@ from replication.data.processed import Processed, load_processed
 from replication.metrics import auc
 from replication.train import (
     TrainConfig,
-    TrainingDiverged,
     joint_loss,
     parse_seeds,
     predictions_path,
@@ -168,6 +167,7 @@ def test_parse_seeds(text: str, seeds: list[int]) -> None:
     assert parse_seeds(text) == seeds
 
 
+@pytest.mark.fault
 @pytest.mark.parametrize("text", ["a", "", "1,1", "3-", "0-2,2", "1,,2", "5-3", "0,5-3", "2-1,4", "-1"])
 def test_parse_seeds_refuses_bad_input(text: str) -> None:
     with pytest.raises(ConfigError, match="--seeds"):
@@ -420,15 +420,21 @@ def test_zero_loss_weight_leaves_that_task_untrained(data: Processed) -> None:
     assert not np.allclose(prediction[:, 0], torch.sigmoid(fresh(test.x_cat, test.x_num).outputs["income"]).detach().double().numpy())
 
 
-def test_diverging_loss_raises(data: Processed) -> None:
-    """An infinite label makes the binary cross-entropy infinite or NaN: training stops with an error."""
+@pytest.mark.fault
+def test_diverging_loss_gives_a_failed_record(data: Processed) -> None:
+    """An infinite label makes the binary cross-entropy infinite or NaN: the seed ends with a record of
+    status failed that names the reason and the epoch, and no predictions."""
     train = data.splits["train"]
     y = train.y.clone()
     y[0, 0] = float("inf")
     bad_train = dataclasses.replace(train, y=y, y_numpy=y.numpy())
     bad = Processed(data.schema, {**data.splits, "train": bad_train})
-    with pytest.raises(TrainingDiverged, match="epoch 1"):
-        train_seed("shared_bottom", {}, bad, config(max_epochs=3), 0, CPU)
+    record, prediction = train_seed("shared_bottom", {}, bad, config(max_epochs=3), 0, CPU)
+    assert prediction is None
+    assert record["status"] == "failed"
+    assert record["failure"]["epoch"] == 1
+    assert record["failure"]["reason"] in ("training loss became nan", "training loss became inf")
+    assert record["epochs_run"] == 0 and "test" not in record
 
 
 # --------------------------------------------------------------------------------------------------
@@ -447,6 +453,7 @@ def test_from_mapping_accepts_an_int_for_a_float() -> None:
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float)
 
 
+@pytest.mark.fault
 def test_from_mapping_refuses_an_unknown_key() -> None:
     with pytest.raises(ConfigError) as caught:
         from_mapping(TrainConfig, {"epochs": 3}, "train")
@@ -461,6 +468,7 @@ def test_from_mapping_refuses_an_unknown_key() -> None:
     [("max_epochs", "ten"), ("max_epochs", 2.5), ("max_epochs", True), ("lr", "fast"), ("selection", 3),
      ("loss_weights", [1, 2]), ("loss_weights", {"income": "high"}), ("device", 0)],
 )
+@pytest.mark.fault
 def test_from_mapping_refuses_a_wrong_type(key: str, value) -> None:
     with pytest.raises(ConfigError) as caught:
         from_mapping(TrainConfig, {key: value}, "train")
@@ -472,6 +480,7 @@ def test_from_mapping_refuses_a_wrong_type(key: str, value) -> None:
     [("max_epochs", 0), ("lr", -1), ("lr", 0), ("patience", 0), ("batch_size", 0), ("weight_decay", -0.5),
      ("device", "tpu"), ("num_threads", -1), ("seed_workers", -1)],
 )
+@pytest.mark.fault
 def test_from_mapping_refuses_an_out_of_range_value(key: str, value) -> None:
     with pytest.raises(ConfigError) as caught:
         from_mapping(TrainConfig, {key: value}, "train")
@@ -480,6 +489,7 @@ def test_from_mapping_refuses_an_out_of_range_value(key: str, value) -> None:
     assert repr(value) in message
 
 
+@pytest.mark.fault
 def test_from_mapping_refuses_negative_loss_weights() -> None:
     with pytest.raises(ConfigError, match=r"train\.loss_weights\.income = -1\.0"):
         from_mapping(TrainConfig, {"loss_weights": {"income": -1}}, "train")

@@ -96,13 +96,24 @@ def read_raw(path: Path) -> pd.DataFrame:
         raise PrepareError(f"{path} does not exist; run `python -m replication download census --out {path.parent}` first")
     if path.stat().st_size == 0:
         raise PrepareError(f"{path} is empty; delete it and download it again")
+    numeric = [COLUMNS.index(c) for c in NUMERIC]
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
-            if line.strip() and line.count(",") != len(COLUMNS) - 1:
+            if not line.strip():
+                continue
+            fields = line.split(",")
+            if len(fields) != len(COLUMNS):
                 raise PrepareError(
-                    f"{path}, line {number}: {line.count(',') + 1} columns, expected {len(COLUMNS)}; "
+                    f"{path}, line {number}: {len(fields)} columns, expected {len(COLUMNS)}; "
                     "the file is not the UCI census-income file (download it again; its SHA-256 is checked)"
                 )
+            for i in numeric:
+                try:
+                    float(fields[i])
+                except ValueError:
+                    raise PrepareError(
+                        f"{path}, line {number}: column {i + 1} ({COLUMNS[i]}) is {fields[i].strip()!r}, not a "
+                        "number; the file is not the UCI census-income file (download it again)") from None
     frame = pd.read_csv(path, header=None, names=COLUMNS, dtype=str, skipinitialspace=True,
                         keep_default_na=False)
     return frame.apply(lambda column: column.str.strip())

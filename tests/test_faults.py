@@ -1,0 +1,343 @@
+"""Fault injection: bad input, broken models and interrupted or concurrent runs through the command line.
+
+Every case here (and every test marked ``fault`` elsewhere: download, prepare and configuration
+errors) feeds the suite one fault and checks the three promises of the README's reliability
+section: a non-zero exit with a message that names what was wrong and how to fix it, no partial
+file where a later stage would read one, and no record lost or corrupted (an interrupted run,
+resumed, ends with the records of an uninterrupted one). ``pytest -m fault`` runs them all; the
+README states their number, and :func:`test_readme_states_the_number_of_faults_tried` keeps it true.
+
+Training faults run on a small synthetic data set (2,000 rows, 8 features) with a model file of
+the test's own, ``faulty.py``: a shared-bottom model that, when the environment asks it to, sends
+its own process a signal (SIGINT, SIGKILL) or returns an infinite output after a given number of
+training batches, or raises in its forward: a fault at an exactly known point.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from replication.aggregate import aggregate
+from replication.cli import main
+from replication.config import ConfigError
+from replication.data.synthetic import SyntheticConfig, generate_synthetic
+from replication.io import write_json
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.fault
+
+EPOCHS = 4  # every seed runs exactly this many epochs (patience is larger)
+BATCHES_PER_EPOCH = 7  # 1,600 training rows in batches of 256
+FAULTY_MODEL = '''
+import os, signal
+import torch
+from models.shared_bottom import SharedBottom
+
+
+class Faulty(SharedBottom):
+    """Shared bottom that misbehaves in training batch number FAULT_AFTER (of the process), as FAULT says."""
+
+    model_name = "faulty"
+    batches = 0
+
+    def forward(self, x_cat, x_num):
+        out = super().forward(x_cat, x_num)
+        if self.training and torch.is_grad_enabled() and os.environ.get("FAULT"):
+            Faulty.batches += 1
+            if Faulty.batches == int(os.environ["FAULT_AFTER"]):
+                fault = os.environ["FAULT"]
+                if fault == "raise":
+                    raise RuntimeError("the model broke")  # the line the error must name
+                if fault == "infinite":
+                    out.outputs[self.tasks[0].name] = out.outputs[self.tasks[0].name] * float("inf")
+                else:
+                    os.kill(os.getpid(), getattr(signal, fault))
+        return out
+'''
+PARAMS = {
+    "train": {"lr": 0.01, "batch_size": 256, "max_epochs": EPOCHS, "patience": EPOCHS, "device": "cpu",
+              "seed_workers": 1, "num_threads": 1, "eval_batch_size": 4096},
+    "model_common": {"embedding_dim": 4},
+    "models": {"faulty": {"bottom_units": [16], "tower_units": [8]}},
+}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Synthetic data, the faulty model and a parameter file, in one folder."""
+    root = tmp_path_factory.mktemp("faults")
+    generate_synthetic(SyntheticConfig(correlation=0.5, rows=2000, dim=8, validation_fraction=0.1,
+                                       test_fraction=0.1), root / "data")
+    (root / "faulty.py").write_text(FAULTY_MODEL, encoding="utf-8")
+    (root / "params.yaml").write_text(json.dumps(PARAMS), encoding="utf-8")  # JSON is YAML
+    return root
+
+
+def train_args(workspace: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--data", str(workspace / "data"), "--model", f"{workspace / 'faulty.py'}:Faulty",
+            "--params", str(workspace / "params.yaml"), "--out", str(out), "--checkpoints", str(out.parent / "ck"),
+            "--checkpoint-seconds", "0", "--seeds", "0-2", *extra]
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``python -m replication ARGS`` in a fresh process (a signal there does not reach pytest)."""
+    return subprocess.run([sys.executable, "-m", "replication", *args], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def records_without_seconds(folder: Path) -> dict[str, dict]:
+    """Each record of ``folder`` less its wall-clock time, which an interruption changes."""
+    out = {}
+    for path in sorted(folder.glob("seed_*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        record.pop("seconds")
+        out[path.name] = record
+    return out
+
+
+def predictions(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.npz"))}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(workspace: Path) -> Path:
+    """The three seeds trained without a fault: what every interrupted run must end with."""
+    out = workspace / "reference" / "faulty"
+    result = run_cli(train_args(workspace, out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"seed_{s}{suffix}" for s in range(3)
+                                                     for suffix in (".json", ".test_predictions.npz")]
+    assert all(r["epochs_run"] == EPOCHS for r in records_without_seconds(out).values())
+    assert not (workspace / "reference" / "ck").exists()  # checkpoints are removed once every seed is written
+    return out
+
+
+# ------------------------------------------------------------------------------------- interruptions
+
+@pytest.mark.parametrize("fault, returncode", [("SIGKILL", -signal.SIGKILL), ("SIGINT", 130)])
+def test_an_interrupted_run_resumes_and_ends_with_the_uninterrupted_records(
+        workspace: Path, uninterrupted: Path, fault: str, returncode: int) -> None:
+    """Killed in seed 1's third epoch: seed 0 is written, seed 1 has a checkpoint after its second
+    epoch. The rerun restores seed 0 without training it, resumes seed 1 from epoch 3, trains seed 2,
+    and every record and prediction file equals the uninterrupted run's (wall-clock time aside)."""
+    out = workspace / fault / "faulty"
+    after = EPOCHS * BATCHES_PER_EPOCH + 2 * BATCHES_PER_EPOCH + 3  # seed 1, epoch 3, batch 3
+    first = run_cli(train_args(workspace, out), env={"FAULT": fault, "FAULT_AFTER": str(after)})
+    assert first.returncode == returncode, first.stderr
+    if fault == "SIGINT":
+        assert "interrupted" in first.stderr and "run the same command again to resume" in first.stderr
+    assert sorted(p.name for p in out.glob("seed_*")) == ["seed_0.json", "seed_0.test_predictions.npz"]
+    # A killed process cannot remove its lock file (the system has released the lock itself); the
+    # rerun takes it over. .dvcignore and .gitignore leave the file out either way.
+    assert (out / ".train.lock").exists() == (fault == "SIGKILL")
+    seed_0 = (out / "seed_0.json").read_bytes()
+    [checkpoint] = (workspace / fault / "ck").glob("faulty-seed1-*/epoch.pt")
+    assert checkpoint.is_file()
+
+    second = run_cli(train_args(workspace, out))
+    assert second.returncode == 0, second.stderr
+    assert "faulty seed 0: finished before the interruption; restored" in second.stderr
+    assert "faulty seed 1: resuming after epoch 2" in second.stderr
+    assert (out / "seed_0.json").read_bytes() == seed_0  # restored, not retrained: even its time is the same
+    assert records_without_seconds(out) == records_without_seconds(uninterrupted)
+    assert predictions(out) == predictions(uninterrupted)
+    assert not (workspace / fault / "ck").exists()
+    assert not (out / ".train.lock").exists()
+
+
+def test_a_killed_worker_process_is_resumed_too(workspace: Path, uninterrupted: Path) -> None:
+    """Two worker processes: SIGKILL in one of them (its sixth batch) stops the command with a
+    clear message; the rerun completes every seed with the uninterrupted records."""
+    out = workspace / "workers" / "faulty"
+    first = run_cli(train_args(workspace, out, "--set", "train.seed_workers=2"), env={"FAULT": "SIGKILL",
+                                                                                      "FAULT_AFTER": "13"})
+    assert first.returncode == 1, first.stderr
+    assert "a worker process died" in first.stderr and "Run the same command again to resume" in first.stderr
+    second = run_cli(train_args(workspace, out, "--set", "train.seed_workers=2"))
+    assert second.returncode == 0, second.stderr
+    assert "resuming after epoch 1" in second.stderr
+    assert records_without_seconds(out).keys() == records_without_seconds(uninterrupted).keys()
+    for name, record in records_without_seconds(out).items():
+        expected = records_without_seconds(uninterrupted)[name]
+        assert record["train"] == {**expected["train"], "seed_workers": 2}
+        assert {k: v for k, v in record.items() if k != "train"} == {k: v for k, v in expected.items() if k != "train"}
+    assert predictions(out) == predictions(uninterrupted)
+
+
+def test_a_second_writer_of_the_same_run_folder_is_refused(workspace: Path, capsys) -> None:
+    """While one process holds a run folder, a second train into it exits 2 naming the holder, and
+    writes nothing; once the first has gone, the folder is free again."""
+    out = workspace / "locked" / "faulty"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys
+        from pathlib import Path
+        from replication.train import run_folder_lock
+        with run_folder_lock(Path({str(out)!r})):
+            print("locked", flush=True)
+            sys.stdin.read()
+    """)], cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert main(train_args(workspace, out, "--seeds", "0")) == 2
+        message = capsys.readouterr().err
+        assert f"{out} is being written by process {holder.pid}" in message and "pass another --out" in message
+        assert sorted(p.name for p in out.iterdir()) == [".train.lock"]
+    finally:
+        holder.communicate("", timeout=60)
+    assert not out.exists() or not any(out.iterdir())
+    assert main(train_args(workspace, out, "--seeds", "0", "--set", "train.max_epochs=1")) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["seed_0.json", "seed_0.test_predictions.npz"]
+
+
+# ------------------------------------------------------------------------------------ broken models
+
+def test_a_diverging_seed_is_recorded_as_failed_and_tabled_as_missing(workspace: Path) -> None:
+    """Seed 1's loss becomes infinite in its second epoch: its record says failed, when and why, it
+    has no predictions, the other seeds are trained, and the table shows seed 1 as missing."""
+    out = workspace / "diverged" / "faulty"
+    result = run_cli(train_args(workspace, out),
+                     env={"FAULT": "infinite", "FAULT_AFTER": str(EPOCHS * BATCHES_PER_EPOCH + BATCHES_PER_EPOCH + 1)})
+    assert result.returncode == 0, result.stderr
+    assert "1 of 3 seeds failed" in result.stderr
+    failed = json.loads((out / "seed_1.json").read_text(encoding="utf-8"))
+    assert failed["status"] == "failed" and failed["failure"]["epoch"] == 2
+    assert failed["failure"]["reason"] in ("training loss became inf", "training loss became nan")
+    assert not (out / "seed_1.test_predictions.npz").exists()
+    # The fault strikes once: seed 2 trains normally.
+    assert json.loads((out / "seed_2.json").read_text(encoding="utf-8"))["status"] == "ok"
+
+    write_json(out.parent / "single_task" / "seed_0.json", {**json.loads((out / "seed_0.json").read_text()),
+                                                             "model": "single_task"})
+    for seed in (1, 2):
+        write_json(out.parent / "single_task" / f"seed_{seed}.json",
+                   {**json.loads((out / "seed_2.json").read_text()), "model": "single_task", "seed": seed})
+    table = aggregate(out.parent, workspace / "diverged_table").set_index(["model", "task"])
+    row = table.loc[("faulty", "task1")]
+    assert row["n_seeds"] == 2 and row["seeds"] == "0 2" and row["missing_seeds"] == "1"
+    values = [json.loads((out / f"seed_{s}.json").read_text())["test"]["task1"]["mse"] for s in (0, 2)]
+    assert row["mean"] == pytest.approx(np.mean(values), rel=1e-12)
+    markdown = (workspace / "diverged_table.md").read_text(encoding="utf-8")
+    assert "| 2 (missing 1) |" in markdown
+    assert "faulty seed 1, epoch 2: training loss became" in markdown
+
+
+def test_a_model_that_raises_in_forward_is_named_with_its_file_and_line(workspace: Path) -> None:
+    out = workspace / "raising" / "faulty"
+    result = run_cli(train_args(workspace, out, "--seeds", "0"), env={"FAULT": "raise", "FAULT_AFTER": "3"})
+    assert result.returncode == 2
+    message = result.stderr
+    line = FAULTY_MODEL.splitlines().index(next(l for l in FAULTY_MODEL.splitlines() if "the model broke" in l)) + 1
+    assert f"faulty seed 0: training failed at {workspace / 'faulty.py'}, line {line}" in message
+    assert "RuntimeError: the model broke" in message
+    assert not list(out.glob("seed_*"))
+
+
+@pytest.mark.parametrize("source, error", [
+    ("def broken(:\n", "line 1"),
+    ("import os\nraise ImportError('no such dependency')\n", "line 2: ImportError: no such dependency"),
+])
+def test_a_model_file_that_fails_to_import_is_named_with_its_line(workspace: Path, capsys, source: str,
+                                                                   error: str) -> None:
+    model = workspace / f"broken_{len(source)}.py"
+    model.write_text(source, encoding="utf-8")
+    out = workspace / "broken" / "x"
+    args = train_args(workspace, out)
+    args[args.index("--model") + 1] = f"{model}:Broken"
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    assert str(model) in message and error in message
+    assert not out.exists()
+
+
+# ---------------------------------------------------------------------------------- bad configuration
+
+BAD_CONFIGURATIONS = [
+    (["--set", "train.epochs=5"], ["train.epochs", "allowed keys", "max_epochs"]),
+    (["--set", "train.max_epochs=-1"], ["train.max_epochs = -1", "must be >= 1"]),
+    (["--set", "train.lr=fast"], ["train.lr = 'fast'", "expected float"]),
+    (["--set", "train.selection=best"], ["train.selection = 'best'", "'mean', 'main_task'"]),
+    (["--set", "train.patience=0"], ["train.patience = 0", "must be >= 1"]),
+    (["--set", "train.device=tpu"], ["train.device = 'tpu'", "use auto, cpu"]),
+    (["--set", "train.loss_weights.task1=-1"], ["train.loss_weights.task1 = -1", "must be >= 0"]),
+    (["--set", "train.loss_weights.ctr=2"], ["ctr", "not in the data", "task1"]),
+    (["--seeds", ""], ["--seeds ''", "e.g. 0-9"]),
+    (["--seeds", "3-1"], ["--seeds '3-1'", "increasing ranges"]),
+    (["--seeds", "1,1"], ["each seed may appear once"]),
+    (["--set", "trian.lr=1"], ["'trian'", "unknown section", "train"]),
+    (["--profile", "gpu"], ["profiles.gpu", "no profiles.gpu"]),
+    (["--checkpoint-seconds", "-5"], ["--checkpoint-seconds -5"]),
+    (["--set", "models.faulty.bottom_unit=[8]"], ["unknown hyperparameter(s) ['bottom_unit']", "bottom_units="]),
+    (["--set", "model_common.embedding_dim=0"], ["embedding_dim"]),
+]
+
+
+@pytest.mark.parametrize("extra, phrases", BAD_CONFIGURATIONS, ids=[" ".join(c[0]) for c in BAD_CONFIGURATIONS])
+def test_a_bad_training_configuration_is_refused_before_any_work(workspace: Path, capsys, extra: list[str],
+                                                                  phrases: list[str]) -> None:
+    out = workspace / "bad_config" / "faulty"
+    assert main(train_args(workspace, out, *extra)) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error: ")
+    for phrase in phrases:
+        assert phrase in message
+    assert not out.exists()
+
+
+def test_an_unknown_key_in_the_parameter_file_is_refused(workspace: Path, capsys) -> None:
+    params = workspace / "typo.yaml"
+    params.write_text(json.dumps({**PARAMS, "train": {**PARAMS["train"], "learning_rate": 0.1}}), encoding="utf-8")
+    out = workspace / "typo" / "faulty"
+    args = train_args(workspace, out)
+    args[args.index("--params") + 1] = str(params)
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    assert "train.learning_rate" in message and "allowed keys" in message and "lr" in message
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("extra, phrase", [
+    (["--correlation", "1.5"], "synth.correlation = 1.5: must lie in [-1, 1]"),
+    (["--correlation", "0.5", "--n", "0"], "synth.rows"),
+    (["--correlation", "0.5", "--test-fraction", "0.7", "--validation-fraction", "0.7"], "fraction"),
+])
+def test_a_bad_synthetic_configuration_is_refused(tmp_path: Path, capsys, extra: list[str], phrase: str) -> None:
+    assert main(["synth", *extra, "--out", str(tmp_path / "out")]) == 2
+    assert phrase in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+def test_records_of_different_training_protocols_are_refused_in_one_table(workspace: Path,
+                                                                          uninterrupted: Path) -> None:
+    runs = workspace / "protocols"
+    for model, lr in (("single_task", 0.01), ("faulty", 0.1)):
+        for path in uninterrupted.glob("seed_*.json"):
+            record = json.loads(path.read_text(encoding="utf-8"))
+            write_json(runs / model / path.name, {**record, "model": model, "train": {**record["train"], "lr": lr}})
+    with pytest.raises(ConfigError, match=r"different protocols.*train\.lr: 0\.1 vs 0\.01"):
+        aggregate(runs, workspace / "protocols_table")
+    assert not list(workspace.glob("protocols_table*"))
+
+
+# ------------------------------------------------------------------------------------------ README
+
+def test_readme_states_the_number_of_faults_tried() -> None:
+    """The README's reliability section gives the number of fault cases; `pytest -m fault` counts them."""
+    collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "fault", "tests"],
+                               cwd=REPO, capture_output=True, text=True, timeout=600)
+    count = int(re.search(r"(\d+)/\d+ tests collected", collected.stdout).group(1))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"(\d+) bad inputs and faults", readme)
+    assert stated is not None, "README.md must state how many bad inputs and faults the suite tries"
+    assert int(stated.group(1)) == count

@@ -144,7 +144,7 @@ def _figures(args: argparse.Namespace) -> None:
     from replication.report import write_report
 
     write_report(Path(args.out), census=args.census, census_stats=args.census_stats, experts=args.experts,
-                 sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs)
+                 sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs, group2_runs=args.group2_runs)
 
 
 def _models(args: argparse.Namespace) -> None:
@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run-record folder (repeatable): MMoE's best-run table, the runs' protocol and hardware")
     p.add_argument("--synthetic-runs", type=Path, default=None,
                    help="the sweep's run-record folder, one sub-folder per correlation (MMoE Fig. 4 training curves)")
+    p.add_argument("--group2-runs", action="append", type=Path, default=[],
+                   help="run-record folder of the second census task group, education-marital (repeatable): "
+                        "MMoE Table 2")
     p.add_argument("--out", required=True, type=Path, help="folder for the tables, figures and REPORT.md")
     p.set_defaults(func=_figures)
 

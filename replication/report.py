@@ -80,12 +80,13 @@ TABLE_INPUTS = {
                           ("model", "seed", "level", "gate", "expert")),
     "sweep": TableInput("--sweep", SWEEP_COLUMNS, "python -m replication sweep", ("correlation", "model", "task")),
 }
-OPTIONS = {name: spec.option for name, spec in TABLE_INPUTS.items()} | {"records": "--runs",
-                                                                       "synthetic_records": "--synthetic-runs"}
+OPTIONS = {name: spec.option for name, spec in TABLE_INPUTS.items()} | {
+    "records": "--runs", "synthetic_records": "--synthetic-runs", "group2_records": "--group2-runs"}
 # MMoE Fig. 4: its correlations, and the models it compares (Shared-Bottom, OMoE, MMoE) plus PLE; of
 # these, the ones that were run are drawn.
 CURVE_CORRELATIONS = PAPER_CORRELATIONS["MMoE Figs. 3-4"]
 CURVE_MODELS = ("shared_bottom", "omoe", "mmoe", "ple")
+GROUP2 = "education-marital"  # MMoE's second census task group (its Table 2)
 
 
 # ---------------------------------------------------------------------------------------------- inputs
@@ -135,6 +136,7 @@ class Inputs:
     sweep: pd.DataFrame | None = None
     records: list[dict] | None = None
     synthetic_records: list[dict] | None = None
+    group2_records: list[dict] | None = None  # MMoE's second census task group (education-marital)
     paths: dict[str, str] = field(default_factory=dict)
 
 
@@ -162,13 +164,14 @@ def load_synthetic_records(root: Path) -> list[dict]:
 
 
 def load_inputs(census: Path | None = None, census_stats: Path | None = None, experts: Path | None = None,
-                sweep: Path | None = None, runs: Sequence[Path] = (), synthetic_runs: Path | None = None) -> Inputs:
+                sweep: Path | None = None, runs: Sequence[Path] = (), synthetic_runs: Path | None = None,
+                group2_runs: Sequence[Path] = ()) -> Inputs:
     """Read and check every given input before anything is drawn; the run records must agree with
     the census table, the statistics with it, and the synthetic run records with the sweep table, on
     every row they share."""
-    if not any([census, census_stats, experts, sweep, runs, synthetic_runs]):
+    if not any([census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs]):
         raise ConfigError("nothing to draw: give at least one of --census, --census-stats, --experts, --sweep, --runs, "
-                          "--synthetic-runs")
+                          "--synthetic-runs, --group2-runs")
     inputs = Inputs()
     given = {"census": census, "comparisons": census_stats, "experts": experts, "sweep": sweep}
     for name, path in given.items():
@@ -184,6 +187,12 @@ def load_inputs(census: Path | None = None, census_stats: Path | None = None, ex
     if synthetic_runs:
         inputs.synthetic_records = load_synthetic_records(synthetic_runs)
         inputs.paths["synthetic_records"] = str(synthetic_runs)
+    if group2_runs:
+        inputs.group2_records = load_records(list(group2_runs))
+        group = check_protocol(inputs.group2_records)["task_group"]
+        if group != GROUP2:
+            raise ConfigError(f"--group2-runs holds {group} runs; MMoE Table 2 is the {GROUP2} task group")
+        inputs.paths["group2_records"] = ", ".join(map(str, group2_runs))
     if inputs.census is not None and inputs.records is not None:
         means = tidy(inputs.records).groupby(["model", "task"], as_index=False)["value"].mean()
         check_agree(means, inputs.census, "value", "mean", "mean test metric of --runs", "mean in --census")
@@ -634,6 +643,7 @@ class Artifact:
 ARTIFACTS = (
     Artifact("PLE Table 5 (census)", "census", table5),
     Artifact("MMoE Table 1/2 (best run)", "records", best_run_table),
+    Artifact("MMoE Table 2 (best run, education-marital)", "group2_records", best_run_table),
     Artifact("PLE Fig. 3 (seesaw)", "census", seesaw_figure),
     Artifact("PLE Fig. 7 (MTL gain by correlation)", "sweep", fig7_figure),
     Artifact("MMoE Figs. 3-4 (loss by correlation)", "sweep", loss_figure),
@@ -690,6 +700,11 @@ def protocol_lines(inputs: Inputs) -> list[str]:
                      f"{p['task_group']}, split seed {p['split_seed']}, processed data {p['data_hash'][:12]}.")
     elif inputs.census is not None:
         lines.append("- Split seed and processed-data hash: in the run records, not in the census table (pass --runs).")
+    if inputs.group2_records is not None:
+        p = check_protocol(inputs.group2_records)
+        lines.append(f"- Second task group's run records ({inputs.paths['group2_records']}): {len(inputs.group2_records)} "
+                     f"runs of {p['dataset']} {p['task_group']}, {_count_range(pd.DataFrame(inputs.group2_records).groupby('model')['seed'].nunique())} seeds "
+                     f"each, split seed {p['split_seed']}, processed data {p['data_hash'][:12]}.")
     if inputs.sweep is not None:
         sweep = inputs.sweep
         lines.append(f"- Synthetic sweep ({inputs.paths['sweep']}): correlations "
@@ -793,10 +808,10 @@ def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], ski
 
 def write_report(out_dir: Path, census: Path | None = None, census_stats: Path | None = None,
                  experts: Path | None = None, sweep: Path | None = None, runs: Sequence[Path] = (),
-                 synthetic_runs: Path | None = None) -> list[Path]:
+                 synthetic_runs: Path | None = None, group2_runs: Sequence[Path] = ()) -> list[Path]:
     """Every table and figure the given inputs allow, and ``REPORT.md``, into ``out_dir``; returns the
     paths written. Inputs are all checked before anything is written."""
-    inputs = load_inputs(census, census_stats, experts, sweep, runs, synthetic_runs)
+    inputs = load_inputs(census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs)
     made, skipped, written = [], [], []
     for artifact in ARTIFACTS:
         data = getattr(inputs, artifact.needs)

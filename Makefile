@@ -2,13 +2,14 @@
 #   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
+#   make bench       install the peer libraries (the `bench` extra), then time this project against them
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: env reproduce reproduce-zoo test lock clean
+.PHONY: env reproduce reproduce-zoo test bench lock clean
 
 env: $(STAMP)
 
@@ -28,6 +29,17 @@ reproduce-zoo: env
 
 test: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q
+
+# The benchmark (benchmarks/README.md): the peers from pyproject.toml's `bench` extra, installed with
+# requirements.lock as constraints so that torch and every shared package stay at their pinned versions.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP) pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-build-isolation -c requirements.lock -e '.[bench]'
+	$(BIN)/python -m pip check
+	touch $@
+
+bench: $(BENCH_STAMP)
+	$(BIN)/python -m benchmarks.bench
 
 # Re-pin every package after a dependency change in pyproject.toml.
 lock: env

@@ -1,0 +1,466 @@
+"""`make bench`: seconds per epoch, test AUC and peak memory of this project's trainer against
+torch-rechub and deepctr-torch on the full census training set, and how this project's epoch time
+grows with the number of rows. ``benchmarks/README.md`` states the protocol and its caveats.
+
+    python -m benchmarks.bench [--sections peers,scaling] [--timed-epochs 4] [--out benchmarks/results]
+
+The report is a list of sections (:data:`SECTIONS`), each a function from the run's context to a
+Markdown block and tidy CSV rows; a new measurement is one more entry there. Every measurement runs
+in its own subprocess (this module with ``--job``), so each peak RSS is one library's and one model's.
+The tables go to stdout and, with the machine and the date, to ``<out>/bench.md`` and ``bench.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import importlib.util
+import io
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from benchmarks import core
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO / "data" / "processed" / "census_income_marital"
+DEFAULT_PARAMS = REPO / "params.yaml"
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+PEER_MODULES = {core.TORCH_RECHUB: "torch_rechub", core.DEEPCTR_TORCH: "deepctr_torch"}
+SYNTHETIC_CORRELATION = 0.5
+BUSY_LOAD = 1.0  # a 1-minute load average from which the bench warns that the cores are shared
+
+
+class BenchError(RuntimeError):
+    """A benchmark that cannot run; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Parameters (params.yaml, read as the training commands read it)
+
+
+def training_setup(params_file: Path, model: str, profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(train section, model hyperparameters)`` as ``python -m replication train`` reads them:
+    the profile merged first, then ``model_common`` under the model's own section."""
+    from replication.config import apply_profile, load_params, section
+
+    params = load_params(params_file)
+    if profile:
+        params = apply_profile(params, profile)
+    hparams = {**section(params, "model_common"), **(section(params, "models").get(model) or {})}
+    return dict(section(params, "train")), hparams
+
+
+def synthetic_section(params_file: Path) -> dict[str, Any]:
+    from replication.config import load_params, section
+
+    return dict(section(load_params(params_file), "synthetic"))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Jobs: one measurement in one subprocess
+
+
+def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """Run one measurement in this process (the subprocess's side of :meth:`Context.measure`)."""
+    from benchmarks import runners
+    from replication.config import from_mapping
+    from replication.train import TrainConfig
+
+    runners.set_up_process(int(job["threads"]))
+    cfg = from_mapping(TrainConfig, job["train"], "train")
+    data = load_job_data(job)
+    if job["kind"] == "peers":
+        runner = runners.RUNNERS[job["library"]]
+        return runner(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"], job["seed"])
+    if job["kind"] == "scaling":
+        return runners.run_project_scaling(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"],
+                                           job["seed"], job["label"])
+    raise BenchError(f"unknown job kind {job['kind']!r}")
+
+
+def load_job_data(job: Mapping[str, Any]):
+    """The census arrays (training rows cut to ``rows`` if given) or synthetic training rows."""
+    from replication.data.processed import Processed, load_processed
+
+    if job.get("synthetic") is None:
+        data = load_processed(job["data"], verify=False)  # the parent process verified the hash once
+        if job.get("rows"):
+            data = Processed(data.schema, {**data.splits, "train": data.splits["train"].head(int(job["rows"]))})
+        return data
+    return synthetic_training_data(**job["synthetic"])
+
+
+def synthetic_training_data(train_rows: int, dim: int, **generator: Any):
+    """``train_rows`` training rows of the MMoE paper's generator (``replication.data.synthetic``),
+    built in memory: the first rows of a data set whose training split has exactly that size."""
+    import torch
+
+    from replication.data.processed import Processed, Split
+    from replication.data.synthetic import TASKS, SyntheticConfig, generate_arrays, task_group
+
+    def config(rows: int) -> SyntheticConfig:
+        return SyntheticConfig(rows=rows, dim=dim, **generator)
+
+    total = core.total_rows_for_train(train_rows, generator.get("validation_fraction", 0.1),
+                                      generator.get("test_fraction", 0.1), lambda n: config(n).split_rows())
+    x, y, _ = generate_arrays(config(total))
+    x, y = x[:train_rows], y[:train_rows]  # the training split is the first block
+    schema = {
+        "dataset": "synthetic", "task_group": task_group(generator["correlation"]), "split_seed": generator.get("seed", 0),
+        "data_hash": "", "main_task": TASKS[0],
+        "features": {"categorical": [], "numeric": [f"x{i}" for i in range(dim)]},
+        "tasks": [{"name": t, "type": "regression"} for t in TASKS],
+    }
+    train = Split(torch.zeros((train_rows, 0), dtype=torch.int64), torch.from_numpy(x), torch.from_numpy(y), y)
+    return Processed(schema, {"train": train})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass
+class Context:
+    """What every section reads: the command line, and a way to run one measurement in a subprocess."""
+
+    args: argparse.Namespace
+    schema: dict[str, Any]
+    log: Callable[[str], None] = print
+
+    def measure(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``job`` in a fresh Python process and return its result. A run during which other
+        processes kept more than ``--max-other-cores`` cores busy is repeated, after waiting for a
+        quiet machine, up to ``--retries`` times; the last attempt is reported, with its load and
+        the number of attempts."""
+        job = {"threads": self.args.threads, "seed": self.args.seed, "warmup": self.args.warmup_epochs,
+               "timed": self.args.timed_epochs, "data": str(self.args.data), **job}
+        for attempt in range(1, self.args.retries + 2):
+            out = self._measure_once(job)
+            out["attempts"] = attempt
+            others = out["others_cores"]
+            if others is None or others <= self.args.max_other_cores or attempt > self.args.retries:
+                return out
+            self.log(f"  other jobs kept {others:.2f} cores busy (more than {self.args.max_other_cores}): waiting for "
+                     f"a quiet machine, then measuring {describe(job)} again")
+            wait_for_quiet(self.args.max_other_cores, self.log)
+        raise AssertionError("unreachable")
+
+    def _measure_once(self, job: Mapping[str, Any]) -> dict[str, Any]:
+        """Run ``job`` in a fresh Python process; return its result, or raise with its output's tail."""
+        with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+            job_file, result_file, log_file = (Path(tmp) / name for name in ("job.json", "result.json", "log.txt"))
+            job_file.write_text(json.dumps(job), encoding="utf-8")
+            busy, own, started = machine_busy_seconds(), children_cpu_seconds(), time.perf_counter()
+            with open(log_file, "wb") as log:
+                done = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--job", str(job_file),
+                                       "--result", str(result_file)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                      stdin=subprocess.DEVNULL, check=False)
+            wall = time.perf_counter() - started
+            after = machine_busy_seconds()
+            others = None if busy is None or after is None else core.others_cores(
+                after - busy, children_cpu_seconds() - own, wall)
+            if done.returncode != 0 or not result_file.is_file():
+                tail = log_file.read_text(encoding="utf-8", errors="replace")[-4000:]
+                raise BenchError(f"the measurement {describe(job)} failed (exit {done.returncode}); its output ended:\n{tail}")
+            out = {**json.loads(result_file.read_text(encoding="utf-8")), "others_cores": others}
+        median = core.median_seconds(out["epoch_seconds"])
+        self.log(f"  {describe(job)}: {median:.2f} s/epoch (timed {', '.join(f'{s:.2f}' for s in out['epoch_seconds'])}), "
+                 f"peak RSS {out['peak_rss_mb']:.0f} MB, {wall:.0f} s in all" +
+                 ("" if others is None else f", other jobs {others:.2f} cores"))
+        return out
+
+
+def wait_for_quiet(max_cores: float, log: Callable[[str], None], window: float = 10.0, patience: float = 600.0) -> None:
+    """Wait until other processes keep at most ``max_cores`` cores busy over a ``window`` of seconds
+    (this process is idle meanwhile), or ``patience`` seconds have passed."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        before = machine_busy_seconds()
+        time.sleep(window)
+        after = machine_busy_seconds()
+        if before is None or after is None or (after - before) / window <= max_cores:
+            return
+    log(f"  the machine stayed busy for {patience:.0f} s; measuring anyway")
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy; None where /proc/stat is missing (not Linux)."""
+    try:
+        return core.cpu_busy_seconds(Path("/proc/stat").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+
+
+def children_cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def describe(job: Mapping[str, Any]) -> str:
+    what = f"{job.get('library', core.PROJECT)} {core.MODELS.get(job['model'], job['model'])}"
+    return what + (f" on {job['label']}" if job.get("label") else "")
+
+
+@dataclass(frozen=True)
+class SectionResult:
+    markdown: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str
+    run: Callable[[Context], SectionResult]
+
+
+def peer_comparison(ctx: Context) -> SectionResult:
+    """Seconds per epoch, test AUC and peak memory: this project, torch-rechub and deepctr-torch on
+    the full census training split, for every model all three have."""
+    args = ctx.args
+    missing = [lib for lib in args.libraries if lib in PEER_MODULES and importlib.util.find_spec(PEER_MODULES[lib]) is None]
+    if missing:
+        raise BenchError(f"{', '.join(missing)} not installed in this environment; `make bench` installs them "
+                         f"(pyproject.toml's `bench` extra: pip install -c requirements.lock -e '.[bench]')")
+    results = []
+    for model in args.models:
+        train, hparams = training_setup(args.params, model)
+        for library in args.libraries:
+            results.append(ctx.measure({"kind": "peers", "library": library, "model": model, "train": train,
+                                        "hparams": hparams}))
+    rows = core.comparison_rows(results)
+    tasks = [t["name"] for t in ctx.schema["tasks"]]
+    train_rows = ctx.schema["splits"]["train"]["rows"]
+    test_rows = ctx.schema["splits"]["test"]["rows"]
+    epochs = args.warmup_epochs + args.timed_epochs
+    text = (
+        f"## Seconds per epoch and test AUC: this project, torch-rechub and deepctr-torch\n\n"
+        f"Census income + marital, the full training split ({train_rows:,} rows; test {test_rows:,} rows), batch size "
+        f"{training_setup(args.params, args.models[0])[0]['batch_size']}, Adam, "
+        f"sizes from `params.yaml`. One epoch is one pass over the training rows (forward, loss, backward, optimizer "
+        f"step), validation excluded for everyone; the median of {args.timed_epochs} timed epochs after "
+        f"{args.warmup_epochs} warm-up epoch(s). Test AUC after those {epochs} epochs (seed {args.seed}, one seed), "
+        f"by this project's AUC on each library's own test predictions. `peer / ours` is the peer's median epoch time "
+        f"over this project's for the same model. Each row ran in its own process with {args.threads} torch threads "
+        f"and denormals flushed to zero; peak RSS is that process's (data, library and model); tensors: this project's "
+        f"data splits, parameters, gradients and Adam state; other jobs: the mean number of cores that other processes "
+        f"kept busy while that row ran (about 0 on an idle machine; more means slower, noisier epochs); a row above "
+        f"{args.max_other_cores} was measured again, up to {args.retries} times, after waiting for a quiet machine (the "
+        f"CSV's `attempts`). Differences between the libraries' models: "
+        f"`benchmarks/README.md`.\n\n" + core.comparison_markdown(rows, tasks))
+    return SectionResult(text, rows)
+
+
+def scaling(ctx: Context) -> SectionResult:
+    """This project's epoch time for MMoE and PLE as the training rows grow: census slices and the
+    synthetic generator at the PLE paper's row count."""
+    args = ctx.args
+    full = ctx.schema["splits"]["train"]["rows"]
+    results = []
+    generator = {k: v for k, v in synthetic_section(args.params).items()
+                 if k in ("scale", "n_sines", "noise_std", "seed", "validation_fraction", "test_fraction")}
+    for model in args.scaling_models:
+        train, hparams = training_setup(args.params, model)
+        for rows in args.census_rows:
+            n = min(rows or full, full)
+            results.append(ctx.measure({"kind": "scaling", "model": model, "train": train, "hparams": hparams,
+                                        "rows": n, "label": "census"}))
+        if args.synthetic_rows:
+            train, hparams = training_setup(args.params, model, profile="synthetic")
+            results.append(ctx.measure({
+                "kind": "scaling", "model": model, "train": train, "hparams": hparams,
+                "label": f"synthetic d={args.synthetic_dim}",
+                "synthetic": {"train_rows": args.synthetic_rows, "dim": args.synthetic_dim,
+                              "correlation": SYNTHETIC_CORRELATION, **generator}}))
+    rows = core.scaling_rows(results)
+    text = (
+        "## Scaling: this project's seconds per epoch as the rows grow\n\n"
+        f"MMoE and PLE with this project's trainer, {args.threads} torch threads, median of {args.timed_epochs} timed "
+        f"epochs after {args.warmup_epochs} warm-up. Census rows are the first rows of the training split, with the "
+        f"census sizes of `params.yaml`. Synthetic rows come from `replication.data.synthetic` (task correlation "
+        f"{SYNTHETIC_CORRELATION}, d = {args.synthetic_dim}, the other generator settings of `params.yaml`), built in "
+        f"memory, with the `synthetic` profile's sizes (smaller models: 16-unit experts, 8-unit towers). The PLE paper's "
+        f"d = 512 at 1.4 million rows is 2.9 GB of float32 (`--synthetic-dim 512` measures it); d = 100 is the MMoE "
+        f"paper's and this project's default. Tensors: the training rows plus parameters, gradients and Adam state "
+        f"(census rows also hold the validation and test splits). Other jobs: as in the table above.\n\n" + core.scaling_markdown(rows))
+    return SectionResult(text, rows)
+
+
+# The report's sections, in order. The "seeds trained together" section joins this list with the
+# ensemble trainer (benchmarks/README.md).
+SECTIONS: tuple[Section, ...] = (Section("peers", peer_comparison), Section("scaling", scaling))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The report
+
+
+def machine_description() -> dict[str, Any]:
+    """replication.provenance.environment() plus the CPU model, memory and the peers' versions."""
+    from importlib import metadata
+
+    from replication.provenance import environment
+    from replication.train import cpu_cores
+
+    env = environment("cpu")
+    cpu = platform.processor() or platform.machine()
+    memory = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))
+        memory = f"{kib / 2**20:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    versions = dict(env["versions"])
+    for name in (core.TORCH_RECHUB, core.DEEPCTR_TORCH, "scikit-learn"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return {**env, "versions": versions, "cpu": cpu, "cores": cpu_cores(), "memory": memory}
+
+
+def report(sections: Sequence[tuple[str, SectionResult]], machine: Mapping[str, Any], started: str,
+           load: tuple[tuple[float, ...], tuple[float, ...]], seconds: float) -> str:
+    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+    head = (
+        "# Benchmark: this project's trainer against torch-rechub and deepctr-torch\n\n"
+        f"Generated by `make bench` (`python -m benchmarks.bench`) on {started}; the protocol and caveats are in "
+        f"[`benchmarks/README.md`](../README.md).\n\n"
+        f"- Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory']} memory; {machine['platform']}; "
+        f"host {machine['host']}\n"
+        f"- Software: {versions}\n"
+        f"- Commit: {machine['git_commit']}\n"
+        f"- Load average (1, 5, 15 min) at the start: {', '.join(f'{v:.2f}' for v in load[0])}; at the end: "
+        f"{', '.join(f'{v:.2f}' for v in load[1])}. The bench took {seconds:.0f} s.\n")
+    return head + "".join("\n" + result.markdown for _, result in sections)
+
+
+def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=core.csv_columns(rows), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_rows(text: str) -> list[int]:
+    """``50000,100000,all`` -> [50000, 100000, 0] (0: the whole training split)."""
+    out = []
+    for part in text.split(","):
+        part = part.strip().replace("_", "")
+        if part == "all":
+            out.append(0)
+        elif part.isdigit() and int(part) > 0:
+            out.append(int(part))
+        else:
+            raise argparse.ArgumentTypeError(f"{text!r}: use positive row counts and 'all', comma-separated")
+    return out
+
+
+def parse_choice(allowed: Sequence[str]) -> Callable[[str], list[str]]:
+    def parse(text: str) -> list[str]:
+        items = [p.strip() for p in text.split(",") if p.strip()]
+        unknown = [p for p in items if p not in allowed]
+        if unknown or not items:
+            raise argparse.ArgumentTypeError(f"{text!r}: choose from {', '.join(allowed)}")
+        return items
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--sections", type=parse_choice([s.name for s in SECTIONS]), default=[s.name for s in SECTIONS])
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="processed census folder (dvc repro prepare)")
+    p.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where bench.md and bench.csv are written")
+    p.add_argument("--models", type=parse_choice(list(core.MODELS)), default=list(core.MODELS))
+    p.add_argument("--libraries", type=parse_choice(list(core.LIBRARIES)), default=list(core.LIBRARIES))
+    p.add_argument("--warmup-epochs", type=int, default=1)
+    p.add_argument("--timed-epochs", type=int, default=5, help=f"at least {core.MIN_TIMED_EPOCHS}; the median is reported")
+    p.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-other-cores", type=float, default=0.25,
+                   help="repeat a measurement during which other processes kept more cores than this busy")
+    p.add_argument("--retries", type=int, default=2, help="how often such a measurement is repeated at most")
+    p.add_argument("--scaling-models", type=parse_choice(["mmoe", "ple"]), default=["mmoe", "ple"])
+    p.add_argument("--census-rows", type=parse_rows, default=[50_000, 100_000, 0],
+                   help="census training rows for the scaling section ('all' = the whole split)")
+    p.add_argument("--synthetic-rows", type=int, default=1_400_000, help="synthetic training rows (0: none)")
+    p.add_argument("--synthetic-dim", type=int, default=100)
+    p.add_argument("--job", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.job is not None:  # a measurement subprocess
+        from replication.io import write_json
+
+        write_json(args.result, run_job(json.loads(args.job.read_text(encoding="utf-8"))))
+        return 0
+    if (args.timed_epochs < core.MIN_TIMED_EPOCHS or args.warmup_epochs < 0 or args.threads < 1 or args.retries < 0
+            or args.max_other_cores < 0):
+        print(f"need --timed-epochs >= {core.MIN_TIMED_EPOCHS}, --warmup-epochs >= 0, --threads >= 1, --retries >= 0 "
+              f"and --max-other-cores >= 0", file=sys.stderr)
+        return 2
+    if core.PROJECT not in args.libraries:
+        args.libraries = [core.PROJECT, *args.libraries]  # every ratio is against this project's run
+    try:
+        return _run(args)
+    except BenchError as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from replication.data.processed import DataError, data_hash
+    from replication.io import write_text
+
+    schema_file = args.data / "schema.json"
+    if not schema_file.is_file():
+        raise BenchError(f"{args.data} has no processed census data ({schema_file} is missing). Create it with "
+                         f"`dvc repro prepare` (or `python -m replication prepare census --raw data/raw/census "
+                         f"--out {args.data}`), then run the bench again")
+    schema = json.loads(schema_file.read_text(encoding="utf-8"))
+    if data_hash(args.data) != schema["data_hash"]:
+        raise BenchError(str(DataError(f"the arrays in {args.data} do not match the hash in its schema.json; "
+                                       f"run `dvc repro prepare` again")))
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_start, clock = os.getloadavg(), time.perf_counter()
+    ctx = Context(args, schema)
+    if load_start[0] >= BUSY_LOAD:
+        ctx.log(f"warning: the load average is {load_start[0]:.2f}: other processes share the cores, so the epoch "
+                f"times will be longer and noisier than on an idle machine (bench.md records the load)")
+    done = []
+    for section in (s for s in SECTIONS if s.name in args.sections):
+        ctx.log(f"[{section.name}]")
+        done.append((section.name, section.run(ctx)))
+    text = report(done, machine_description(), started, (load_start, os.getloadavg()), time.perf_counter() - clock)
+    write_text(args.out / "bench.md", text)
+    write_text(args.out / "bench.csv", csv_text([row for _, result in done for row in result.rows]))
+    print("\n" + text, end="")
+    print(f"\nwritten: {args.out / 'bench.md'}, {args.out / 'bench.csv'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

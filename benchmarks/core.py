@@ -1,0 +1,297 @@
+"""The benchmark's pure parts: epoch timing, the peers' argument mapping, the feature conversion and
+the tables. Nothing here imports a peer library or trains, so the tests exercise all of it in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+PROJECT = "mtl-replication"
+TORCH_RECHUB = "torch-rechub"
+DEEPCTR_TORCH = "deepctr-torch"
+LIBRARIES = (PROJECT, TORCH_RECHUB, DEEPCTR_TORCH)
+# The models every library has, by this project's registry names, with the names the tables use.
+MODELS = {"ple": "PLE", "mmoe": "MMoE", "shared_bottom": "Shared-Bottom"}
+MIN_TIMED_EPOCHS = 3
+
+
+# ---------------------------------------------------------------------------------------------------
+# Timing
+
+
+def time_epochs(run_epoch: Callable[[int], Any], warmup: int, timed: int,
+                clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Run ``warmup + timed`` epochs (``run_epoch(k)``, k from 0) and return the seconds of the timed
+    ones, each measured by ``clock`` around its own call only."""
+    if warmup < 0 or timed < 1:
+        raise ValueError(f"need warmup >= 0 and timed >= 1 epochs, got {warmup} and {timed}")
+    for k in range(warmup):
+        run_epoch(k)
+    seconds = []
+    for k in range(warmup, warmup + timed):
+        start = clock()
+        run_epoch(k)
+        seconds.append(clock() - start)
+    return seconds
+
+
+def epoch_seconds(marks: Sequence[tuple[float, float]], warmup: int) -> list[float]:
+    """The durations of the epochs after the first ``warmup`` ones, from (begin, end) clock readings
+    taken by a library's own epoch callbacks (deepctr-torch's ``fit`` runs its epochs itself)."""
+    if len(marks) <= warmup:
+        raise ValueError(f"{len(marks)} epoch(s) recorded, but {warmup} are warm-up: nothing was timed")
+    return [end - begin for begin, end in marks[warmup:]]
+
+
+def median_seconds(seconds: Sequence[float]) -> float:
+    """The median of the timed epochs; fewer than :data:`MIN_TIMED_EPOCHS` is refused."""
+    if len(seconds) < MIN_TIMED_EPOCHS:
+        raise ValueError(f"a median needs at least {MIN_TIMED_EPOCHS} timed epochs, got {len(seconds)}")
+    return float(statistics.median(seconds))
+
+
+def slowdown(peer_seconds: float, project_seconds: float) -> float:
+    """How many times longer a peer's epoch takes than this project's (peer / ours)."""
+    if project_seconds <= 0:
+        raise ValueError(f"this project's epoch time must be > 0, got {project_seconds}")
+    return peer_seconds / project_seconds
+
+
+def cpu_busy_seconds(proc_stat: str) -> float:
+    """Seconds every CPU of the machine spent busy since boot, from the text of ``/proc/stat``
+    (its ``cpu`` line, in USER_HZ = 1/100 s ticks; idle and iowait are not busy)."""
+    fields = next(line for line in proc_stat.splitlines() if line.startswith("cpu "))
+    ticks = [int(v) for v in fields.split()[1:]]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
+    guest = sum(ticks[8:10])  # guest time is already counted in user and nice
+    return (sum(ticks) - guest - idle) / 100.0
+
+
+def others_cores(busy_seconds: float, own_cpu_seconds: float, wall_seconds: float) -> float:
+    """The mean number of cores other processes kept busy during a measurement: the machine's busy
+    CPU time less the measurement's own, per second of wall time (0 on an idle machine). Other jobs
+    on the cores slow every library's epochs, so the tables show this next to each time."""
+    if wall_seconds <= 0:
+        raise ValueError(f"wall time must be > 0, got {wall_seconds}")
+    return max(0.0, busy_seconds - own_cpu_seconds) / wall_seconds
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------------------------------------------
+# The same arrays in each peer's input format
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One input column: ``sparse`` (a categorical code, embedded) or ``dense`` (one number)."""
+
+    name: str
+    kind: str
+    cardinality: int = 0
+
+
+def feature_specs(schema: Mapping[str, Any]) -> list[FeatureSpec]:
+    """The processed data's columns in this project's order: categorical features (the columns of
+    ``x_cat``), then numeric ones (``x_num``). Both peers concatenate embeddings and dense values in
+    this order too, so every library sees the same input vector."""
+    features = schema["features"]
+    return ([FeatureSpec(f["name"], "sparse", int(f["cardinality"])) for f in features["categorical"]] +
+            [FeatureSpec(name, "dense") for name in features["numeric"]])
+
+
+def to_columns(x_cat: np.ndarray, x_num: np.ndarray, specs: Sequence[FeatureSpec]) -> dict[str, np.ndarray]:
+    """``{feature name: (rows,) array}``, the input both peers take: codes stay int64 and numbers
+    float32, unchanged (views of the project's arrays, not copies)."""
+    sparse = [s for s in specs if s.kind == "sparse"]
+    dense = [s for s in specs if s.kind == "dense"]
+    if x_cat.shape[1] != len(sparse) or x_num.shape[1] != len(dense):
+        raise ValueError(f"arrays of {x_cat.shape[1]} categorical and {x_num.shape[1]} numeric columns do not match "
+                         f"the {len(sparse)} sparse and {len(dense)} dense features")
+    columns = {s.name: x_cat[:, k] for k, s in enumerate(sparse)}
+    columns |= {s.name: x_num[:, k] for k, s in enumerate(dense)}
+    return columns
+
+
+def from_columns(columns: Mapping[str, np.ndarray], specs: Sequence[FeatureSpec]) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`to_columns`: ``(x_cat, x_num)`` rebuilt from the columns."""
+    rows = len(next(iter(columns.values()))) if columns else 0
+    sparse = [columns[s.name] for s in specs if s.kind == "sparse"]
+    dense = [columns[s.name] for s in specs if s.kind == "dense"]
+    x_cat = np.stack(sparse, axis=1) if sparse else np.zeros((rows, 0), dtype=np.int64)
+    x_num = np.stack(dense, axis=1) if dense else np.zeros((rows, 0), dtype=np.float32)
+    return x_cat, x_num
+
+
+def check_labels(y: np.ndarray, split: str) -> None:
+    """The peers have no notion of a missing label (this project masks NaN); refuse data that has one."""
+    missing = int(np.isnan(y).sum())
+    if missing:
+        raise ValueError(f"the {split} split has {missing} missing label(s); the peer libraries cannot train on them")
+
+
+# ---------------------------------------------------------------------------------------------------
+# This project's hyperparameters in each peer's terms
+
+
+def _units(hparams: Mapping[str, Any], key: str) -> list[int]:
+    return [int(u) for u in hparams[key]]
+
+
+def _check_model(model: str, library: str) -> None:
+    if model not in MODELS:
+        raise ValueError(f"{library} has no counterpart of {model!r}; benchmarked models: {', '.join(MODELS)}")
+
+
+def rechub_arguments(model: str, hparams: Mapping[str, Any], n_tasks: int) -> dict[str, Any]:
+    """Keyword arguments of torch-rechub's MMOE / PLE / SharedBottom (besides ``features`` and
+    ``task_types``) for this project's hyperparameters. torch-rechub's MLP has no switch for its
+    BatchNorm; dropout is set to 0 (as here)."""
+    _check_model(model, TORCH_RECHUB)
+    towers = [{"dims": _units(hparams, "tower_units"), "dropout": 0.0} for _ in range(n_tasks)]
+    if model == "mmoe":
+        return {"n_expert": int(hparams["n_experts"]),
+                "expert_params": {"dims": _units(hparams, "expert_units"), "dropout": 0.0},
+                "tower_params_list": towers}
+    if model == "ple":
+        return {"n_level": int(hparams["n_levels"]), "n_expert_specific": int(hparams["n_task_experts"]),
+                "n_expert_shared": int(hparams["n_shared_experts"]),
+                "expert_params": {"dims": _units(hparams, "expert_units"), "dropout": 0.0},
+                "tower_params_list": towers}
+    return {"bottom_params": {"dims": _units(hparams, "bottom_units"), "dropout": 0.0}, "tower_params_list": towers}
+
+
+def deepctr_arguments(model: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of deepctr-torch's MMOE / PLE / SharedBottom (besides the feature columns,
+    task types and names) for this project's hyperparameters: gates are one linear layer
+    (``gate_dnn_hidden_units=()``, as here), no dropout, no batch norm, and no L2 penalty (this
+    project trains with ``weight_decay`` 0; deepctr-torch's default is 1e-5 on the embeddings)."""
+    _check_model(model, DEEPCTR_TORCH)
+    common = {"tower_dnn_hidden_units": tuple(_units(hparams, "tower_units")), "l2_reg_linear": 0.0,
+              "l2_reg_embedding": 0.0, "l2_reg_dnn": 0.0, "dnn_dropout": 0.0, "dnn_use_bn": False}
+    if model == "mmoe":
+        return {"num_experts": int(hparams["n_experts"]), "expert_dnn_hidden_units": tuple(_units(hparams, "expert_units")),
+                "gate_dnn_hidden_units": (), **common}
+    if model == "ple":
+        return {"num_levels": int(hparams["n_levels"]), "specific_expert_num": int(hparams["n_task_experts"]),
+                "shared_expert_num": int(hparams["n_shared_experts"]),
+                "expert_dnn_hidden_units": tuple(_units(hparams, "expert_units")), "gate_dnn_hidden_units": (), **common}
+    return {"bottom_dnn_hidden_units": tuple(_units(hparams, "bottom_units")), **common}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Synthetic data sized by its training rows
+
+
+def total_rows_for_train(train_rows: int, validation_fraction: float, test_fraction: float,
+                         split_rows: Callable[[int], Mapping[str, int]]) -> int:
+    """The smallest total row count whose training split (``split_rows(total)["train"]``, the
+    generator's own rounding) holds exactly ``train_rows`` rows."""
+    guess = math.floor(train_rows / (1.0 - validation_fraction - test_fraction))
+    for total in range(max(guess - 3, train_rows), guess + 4):
+        if split_rows(total)["train"] == train_rows:
+            return total
+    raise ValueError(f"no total row count gives exactly {train_rows} training rows with fractions "
+                     f"{validation_fraction} and {test_fraction}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Tables
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    for row in rows:
+        if len(row) != len(headers):
+            raise ValueError(f"row {list(row)} has {len(row)} cells for {len(headers)} columns")
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def fmt(value: float | None, digits: int) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def comparison_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One tidy row per (model, library), models in :data:`MODELS` order and libraries in
+    :data:`LIBRARIES` order, with each peer's slowdown against this project's run of the same model
+    (``None`` where that run is missing)."""
+    by_key = {(r["model"], r["library"]): r for r in results}
+    rows = []
+    for model in MODELS:
+        ours = by_key.get((model, PROJECT))
+        for library in LIBRARIES:
+            r = by_key.get((model, library))
+            if r is None:
+                continue
+            median = median_seconds(r["epoch_seconds"])
+            ratio = slowdown(median, median_seconds(ours["epoch_seconds"])) if ours is not None else None
+            rows.append({
+                "section": "peers", "model": model, "library": library, "version": r.get("version", ""),
+                "rows": r["rows"], "seconds_per_epoch": median,
+                "epoch_seconds": ";".join(f"{s:.4f}" for s in r["epoch_seconds"]), "slowdown_vs_project": ratio,
+                **{f"test_auc_{task}": auc for task, auc in r["test_auc"].items()},
+                "epochs_trained": r["epochs_trained"], "peak_rss_mb": r["peak_rss_mb"], "tensor_mb": r.get("tensor_mb"),
+                "n_parameters": r["n_parameters"], "others_cores": r.get("others_cores"), "attempts": r.get("attempts"),
+            })
+    return rows
+
+
+def comparison_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> str:
+    headers = ["model", "library", "s/epoch (median)", "timed epochs (s)", "peer / ours", *(f"test AUC {t}" for t in tasks),
+               "peak RSS (MB)", "tensors (MB)", "parameters", "other jobs (cores)"]
+    cells = []
+    for r in rows:
+        ratio = r["slowdown_vs_project"]
+        cells.append([
+            MODELS[r["model"]], f"{r['library']} {r['version']}".strip(), fmt(r["seconds_per_epoch"], 2),
+            ", ".join(f"{float(s):.2f}" for s in r["epoch_seconds"].split(";")),
+            "" if ratio is None else f"{ratio:.2f}x",
+            *(fmt(r.get(f"test_auc_{t}"), 4) for t in tasks),
+            fmt(r["peak_rss_mb"], 0), fmt(r["tensor_mb"], 1), f"{r['n_parameters']:,}", fmt(r.get("others_cores"), 2),
+        ])
+    return markdown_table(headers, cells)
+
+
+def scaling_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One tidy row per (model, data, rows), in the order given."""
+    rows = []
+    for r in results:
+        median = median_seconds(r["epoch_seconds"])
+        rows.append({
+            "section": "scaling", "model": r["model"], "library": PROJECT, "version": r.get("version", ""),
+            "data": r["data"], "rows": r["rows"], "seconds_per_epoch": median,
+            "epoch_seconds": ";".join(f"{s:.4f}" for s in r["epoch_seconds"]),
+            "microseconds_per_row": 1e6 * median / r["rows"], "peak_rss_mb": r["peak_rss_mb"],
+            "tensor_mb": r.get("tensor_mb"), "n_parameters": r["n_parameters"], "others_cores": r.get("others_cores"),
+            "attempts": r.get("attempts"),
+        })
+    return rows
+
+
+def scaling_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    headers = ["model", "data", "training rows", "s/epoch (median)", "timed epochs (s)", "µs/row", "peak RSS (MB)",
+               "tensors (MB)", "parameters", "other jobs (cores)"]
+    cells = [[MODELS.get(r["model"], r["model"]), r["data"], f"{r['rows']:,}", fmt(r["seconds_per_epoch"], 2),
+              ", ".join(f"{float(s):.2f}" for s in r["epoch_seconds"].split(";")), fmt(r["microseconds_per_row"], 2),
+              fmt(r["peak_rss_mb"], 0), fmt(r["tensor_mb"], 1), f"{r['n_parameters']:,}",
+              fmt(r.get("others_cores"), 2)] for r in rows]
+    return markdown_table(headers, cells)
+
+
+def csv_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every key of every row, in first-seen order: sections share one CSV with a ``section`` column."""
+    columns: dict[str, None] = {}
+    for row in rows:
+        columns.update(dict.fromkeys(row))
+    return list(columns)

@@ -1,0 +1,223 @@
+"""One runner per library: build the model, train ``warmup + timed`` epochs on the training split
+(timing the timed ones), then predict the test split. Each returns a plain dict (see
+:func:`result`). The peers are imported inside their runners only, so this module imports without them.
+
+Every runner trains on the same arrays (this project's processed census data), with the same batch
+size, learning rate, weight decay, sizes, threads and seed number; ``benchmarks/README.md`` lists what
+each library does differently that its API does not let us change.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from importlib import metadata
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from benchmarks.core import (DEEPCTR_TORCH, PROJECT, TORCH_RECHUB, check_labels, deepctr_arguments, epoch_seconds,
+                             feature_specs, peak_rss_mb, rechub_arguments, time_epochs, to_columns)
+from models import create_model
+from replication.data.processed import Processed, Split
+from replication.metrics import auc
+from replication.seeding import seed_everything
+from replication.train import TrainConfig, evaluate, joint_loss, predict
+
+
+def set_up_process(threads: int) -> None:
+    """The process set-up of ``replication.train`` (torch threads, denormals flushed to zero),
+    applied to every library alike."""
+    from replication.train import _set_up_process
+
+    _set_up_process(threads)
+
+
+def version(library: str) -> str:
+    return metadata.version(PROJECT if library == PROJECT else library)
+
+
+def result(library: str, model: str, rows: int, seconds: list[float], n_parameters: int,
+           test_auc: Mapping[str, float] | None = None, tensor_mb: float | None = None, **extra: Any) -> dict[str, Any]:
+    return {"library": library, "version": version(library), "model": model, "rows": rows, "epoch_seconds": seconds,
+            "epochs_trained": None, "test_auc": dict(test_auc or {}), "n_parameters": n_parameters,
+            "tensor_mb": tensor_mb, "peak_rss_mb": peak_rss_mb(), **extra}
+
+
+# ---------------------------------------------------------------------------------------------------
+# This project
+
+
+class ProjectTrainer:
+    """``replication.train.train_seed``'s set-up and epoch loop, statement for statement, without
+    the validation, model selection and checkpoints that follow each epoch there (no library's
+    validation pass is timed). ``tests/test_bench.py`` checks that it reproduces ``train_seed``'s
+    training losses and test predictions exactly, so what is timed is what the project runs."""
+
+    def __init__(self, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seed: int,
+                 device: torch.device = torch.device("cpu")) -> None:
+        self.tasks = data.tasks
+        self.cfg = cfg
+        seed_everything(seed)
+        self.model = create_model(model_name, data.schema, **hparams).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.shuffle = torch.Generator(device=device).manual_seed(seed)
+        self.w0 = torch.tensor([cfg.loss_weights.get(t.name, 1.0) for t in self.tasks], device=device)
+        self.gamma = torch.tensor([cfg.loss_weight_decay.get(t.name, 1.0) for t in self.tasks], device=device)
+        self.train = data.splits["train"].to(device)
+        self.device = device
+        self.epochs_run = 0
+
+    def run_epoch(self) -> float:
+        """One epoch over the training split; returns its mean training loss."""
+        epoch = self.epochs_run + 1
+        model, optimizer, train, cfg, tasks = self.model, self.optimizer, self.train, self.cfg, self.tasks
+        weights = self.w0 * self.gamma ** (epoch - 1)
+        order = torch.randperm(train.rows, generator=self.shuffle, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
+        for start in range(0, train.rows, cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            out = model(train.x_cat[idx], train.x_num[idx])
+            loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
+            penalty = model.regularization()
+            if penalty is not None:
+                loss = loss + penalty
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(idx)
+        self.epochs_run = epoch
+        return float(loss_sum) / train.rows
+
+    def predict(self, split: Split) -> np.ndarray:
+        return predict(self.model, split.to(self.device), self.tasks, self.cfg.eval_batch_size)
+
+    def tensor_mb(self, data: Processed) -> float:
+        """MiB held in tensors: every split of the data, the parameters, their gradients and Adam's state."""
+        tensors = [t for s in data.splits.values() for t in (s.x_cat, s.x_num, s.y)]
+        tensors += [p for p in self.model.parameters()] + [p.grad for p in self.model.parameters() if p.grad is not None]
+        tensors += [v for state in self.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
+        return sum(t.numel() * t.element_size() for t in tensors) / 2**20
+
+
+def run_project(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int, timed: int,
+                seed: int) -> dict[str, Any]:
+    trainer = ProjectTrainer(model, hparams, data, cfg, seed)
+    seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
+    metrics = evaluate(trainer.predict(data.splits["test"]), data.splits["test"].y_numpy, data.tasks)
+    out = result(PROJECT, model, data.splits["train"].rows, seconds,
+                 sum(p.numel() for p in trainer.model.parameters()),
+                 {t: m["auc"] for t, m in metrics.items()}, tensor_mb=trainer.tensor_mb(data))
+    out["epochs_trained"] = trainer.epochs_run
+    return out
+
+
+def run_project_scaling(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
+                        timed: int, seed: int, label: str) -> dict[str, Any]:
+    """Epoch times only (no test metrics): the scaling section."""
+    trainer = ProjectTrainer(model, hparams, data, cfg, seed)
+    seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
+    out = result(PROJECT, model, data.splits["train"].rows, seconds,
+                 sum(p.numel() for p in trainer.model.parameters()), tensor_mb=trainer.tensor_mb(data), data=label)
+    out["epochs_trained"] = trainer.epochs_run
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------
+# The peers
+
+
+def _peer_inputs(data: Processed) -> dict[str, Any]:
+    """The same arrays, as ``{feature: column}`` dicts, and the labels as (rows, tasks) float32."""
+    if any(t.type != "binary" for t in data.tasks):
+        raise ValueError("the peer comparison covers binary tasks (census); regression tasks are not mapped")
+    specs = feature_specs(data.schema)
+    inputs = {}
+    for name, split in data.splits.items():
+        check_labels(split.y_numpy, name)
+        inputs[name] = (to_columns(split.x_cat.numpy(), split.x_num.numpy(), specs), split.y_numpy.astype(np.float32))
+    return {"specs": specs, **inputs}
+
+
+def auc_by_task(tasks, y: np.ndarray, prediction: np.ndarray) -> dict[str, float]:
+    """The same AUC function (this project's) for every library's test predictions."""
+    return {t.name: auc(y[:, k], prediction[:, k]) for k, t in enumerate(tasks)}
+
+
+def run_torch_rechub(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
+                     timed: int, seed: int) -> dict[str, Any]:
+    """torch-rechub as its census example (examples/ranking/run_census.py) trains: feature objects,
+    ``DataGenerator(...).generate_dataloader`` (a DataLoader over a per-row Dataset) and
+    ``MTLTrainer``; each epoch is ``MTLTrainer.train_one_epoch``, the training half of its ``fit``."""
+    from torch.utils.data import DataLoader
+    from torch_rechub.basic.features import DenseFeature, SparseFeature
+    from torch_rechub.basic.initializers import RandomNormal
+    from torch_rechub.models.multi_task import MMOE, PLE, SharedBottom
+    from torch_rechub.trainers import MTLTrainer
+    from torch_rechub.utils.data import DataGenerator, PredictDataset
+
+    inputs = _peer_inputs(data)
+    dim, std = int(hparams["embedding_dim"]), float(hparams["embedding_std"])
+    features = [SparseFeature(s.name, s.cardinality, embed_dim=dim, initializer=RandomNormal(0.0, std))
+                if s.kind == "sparse" else DenseFeature(s.name) for s in inputs["specs"]]
+    task_types = ["classification"] * len(data.tasks)
+    torch.manual_seed(seed)
+    builder = {"mmoe": MMOE, "ple": PLE, "shared_bottom": SharedBottom}[model]
+    net = builder(features, task_types, **rechub_arguments(model, hparams, len(task_types)))
+    (x_train, y_train), (x_val, y_val), (x_test, y_test) = (inputs[s] for s in ("train", "validation", "test"))
+    loaders = DataGenerator(x_train, y_train).generate_dataloader(
+        x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test, batch_size=cfg.batch_size)
+    with tempfile.TemporaryDirectory() as model_path:
+        trainer = MTLTrainer(net, task_types=task_types, optimizer_params={"lr": cfg.lr, "weight_decay": cfg.weight_decay},
+                             n_epoch=warmup + timed, device="cpu", model_path=model_path)
+        seconds = time_epochs(lambda _: trainer.train_one_epoch(loaders[0]), warmup, timed)
+        prediction = np.asarray(trainer.predict(trainer.model, DataLoader(PredictDataset(x_test), batch_size=cfg.batch_size)))
+    out = result(TORCH_RECHUB, model, len(y_train), seconds, sum(p.numel() for p in net.parameters()),
+                 auc_by_task(data.tasks, y_test, prediction))
+    out["epochs_trained"] = warmup + timed
+    return out
+
+
+def run_deepctr_torch(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
+                      timed: int, seed: int) -> dict[str, Any]:
+    """deepctr-torch as its docs train: feature columns, ``model.compile`` and one ``model.fit``
+    over all epochs (``verbose=0``: no per-batch training metrics); epochs are timed by a callback
+    between ``on_epoch_begin`` and ``on_epoch_end``."""
+    import time
+
+    from deepctr_torch.callbacks import Callback
+    from deepctr_torch.inputs import DenseFeat, SparseFeat
+    from deepctr_torch.models import MMOE, PLE, SharedBottom
+
+    class EpochClock(Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.marks: list[tuple[float, float]] = []
+            self._begin = 0.0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._begin = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.marks.append((self._begin, time.perf_counter()))
+
+    inputs = _peer_inputs(data)
+    dim, std = int(hparams["embedding_dim"]), float(hparams["embedding_std"])
+    columns = [SparseFeat(s.name, vocabulary_size=s.cardinality, embedding_dim=dim) if s.kind == "sparse"
+               else DenseFeat(s.name, 1) for s in inputs["specs"]]
+    builder = {"mmoe": MMOE, "ple": PLE, "shared_bottom": SharedBottom}[model]
+    net = builder(columns, task_types=tuple("binary" for _ in data.tasks), task_names=tuple(t.name for t in data.tasks),
+                  init_std=std, seed=seed, device="cpu", **deepctr_arguments(model, hparams))
+    net.compile(torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
+                loss=["binary_crossentropy"] * len(data.tasks))
+    (x_train, y_train), (x_test, y_test) = inputs["train"], inputs["test"]
+    clock = EpochClock()
+    net.fit(dict(x_train), y_train, batch_size=cfg.batch_size, epochs=warmup + timed, verbose=0, callbacks=[clock])
+    prediction = net.predict(dict(x_test), batch_size=cfg.batch_size)
+    out = result(DEEPCTR_TORCH, model, len(y_train), epoch_seconds(clock.marks, warmup),
+                 sum(p.numel() for p in net.parameters()), auc_by_task(data.tasks, y_test, prediction))
+    out["epochs_trained"] = len(clock.marks)
+    return out
+
+
+RUNNERS = {PROJECT: run_project, TORCH_RECHUB: run_torch_rechub, DEEPCTR_TORCH: run_deepctr_torch}

@@ -1,0 +1,373 @@
+"""The benchmark's own logic (benchmarks/): timing on a fake clock, tables with known numbers, the
+feature conversion to the peers' input format, the mapping of params.yaml onto the peers' arguments,
+and that the timed loop is the project's training loop. The peer libraries are not imported here
+(`make test`'s environment does not have them); nothing trains for more than a second."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmarks import bench, core
+from benchmarks.runners import ProjectTrainer
+from replication.data.processed import Processed, Split
+from replication.data.synthetic import SyntheticConfig, generate_arrays
+from replication.train import TrainConfig, train_seed
+
+REPO = Path(__file__).resolve().parents[1]
+CARDS = (5, 3, 7)
+N_NUM = 4
+TASKS = ("income", "marital")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The machine's cores are shared: one intra-op thread avoids oversubscription stalls."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_data(rows=None, seed: int = 0) -> Processed:
+    """A census-shaped data set made here: 3 categorical columns, 4 numeric, 2 binary tasks."""
+    rows = rows or {"train": 700, "validation": 300, "test": 300}
+    rng = np.random.default_rng(seed)
+    splits = {}
+    for name, n in rows.items():
+        x_cat = np.stack([rng.integers(0, c, n) for c in CARDS], axis=1).astype(np.int64)
+        x_num = rng.standard_normal((n, N_NUM)).astype(np.float32)
+        score = x_num[:, :2] + np.stack([x_cat[:, 0] == 1, x_cat[:, 2] > 3], axis=1) + 0.5 * rng.standard_normal((n, 2))
+        y = (score > 0.5).astype(np.float32)
+        assert all(set(np.unique(y[:, k])) == {0.0, 1.0} for k in range(2))
+        splits[name] = Split(torch.from_numpy(x_cat), torch.from_numpy(x_num), torch.from_numpy(y), y)
+    schema = {
+        "dataset": "tiny", "task_group": "income-marital", "split_seed": 0, "data_hash": "tiny", "main_task": "income",
+        "features": {"categorical": [{"name": f"c{i}", "cardinality": c} for i, c in enumerate(CARDS)],
+                     "numeric": [f"n{i}" for i in range(N_NUM)]},
+        "tasks": [{"name": t, "type": "binary"} for t in TASKS],
+        "splits": {name: {"rows": n} for name, n in rows.items()},
+    }
+    return Processed(schema, splits)
+
+
+class FakeClock:
+    """A clock that only moves when an epoch 'runs' for its scripted duration."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# --------------------------------------------------------------------------------------------------
+# Timing
+
+
+def test_time_epochs_times_only_the_epochs_after_the_warmup() -> None:
+    clock, durations, seen = FakeClock(), [9.0, 2.0, 3.0, 1.5, 2.5], []
+
+    def run_epoch(k: int) -> None:
+        seen.append(k)
+        clock.now += durations[k]
+
+    seconds = core.time_epochs(run_epoch, warmup=1, timed=4, clock=clock)
+    assert seen == [0, 1, 2, 3, 4]
+    assert seconds == [2.0, 3.0, 1.5, 2.5]
+    assert core.median_seconds(seconds) == 2.25
+
+
+@pytest.mark.parametrize("warmup, timed", [(-1, 3), (1, 0)])
+def test_time_epochs_refuses_bad_counts(warmup: int, timed: int) -> None:
+    with pytest.raises(ValueError, match="warmup"):
+        core.time_epochs(lambda k: None, warmup, timed)
+
+
+def test_median_needs_three_timed_epochs() -> None:
+    assert core.median_seconds([4.0, 1.0, 2.0]) == 2.0
+    with pytest.raises(ValueError, match="at least 3"):
+        core.median_seconds([1.0, 2.0])
+
+
+def test_epoch_seconds_from_callback_marks_drops_the_warmup() -> None:
+    marks = [(0.0, 7.0), (7.5, 9.5), (10.0, 13.0), (13.0, 14.5)]
+    assert core.epoch_seconds(marks, warmup=1) == [2.0, 3.0, 1.5]
+    with pytest.raises(ValueError, match="nothing was timed"):
+        core.epoch_seconds(marks[:1], warmup=1)
+
+
+def test_slowdown_is_peer_over_project() -> None:
+    assert core.slowdown(7.5, 1.5) == 5.0
+    assert core.slowdown(1.0, 2.0) == 0.5
+    with pytest.raises(ValueError):
+        core.slowdown(1.0, 0.0)
+
+
+def test_cpu_busy_seconds_from_proc_stat() -> None:
+    # user nice system idle iowait irq softirq steal guest guest_nice, in 1/100 s
+    text = "cpu  1000 50 300 9000 200 10 20 5 100 0\ncpu0 500 25 150 4500 100 5 10 2 50 0\nintr 1 2 3\n"
+    assert core.cpu_busy_seconds(text) == pytest.approx((1000 + 50 + 300 + 10 + 20 + 5) / 100)
+
+
+def test_others_cores_is_the_machines_busy_time_less_our_own_per_second() -> None:
+    assert core.others_cores(busy_seconds=50.0, own_cpu_seconds=20.0, wall_seconds=15.0) == 2.0
+    assert core.others_cores(busy_seconds=19.9, own_cpu_seconds=20.0, wall_seconds=10.0) == 0.0  # clock granularity
+    with pytest.raises(ValueError):
+        core.others_cores(1.0, 0.0, 0.0)
+
+
+def test_machine_busy_seconds_grow_while_this_process_computes() -> None:
+    before = bench.machine_busy_seconds()
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    assert bench.machine_busy_seconds() - before >= 0.2
+
+
+def test_peak_rss_is_a_positive_number_of_megabytes() -> None:
+    assert 10 < core.peak_rss_mb() < 1e6
+
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+
+
+def fake_result(library: str, model: str, seconds: list[float], aucs=(0.95, 0.99), rss=500.0, tensor_mb=None,
+                others=0.04):
+    return {"library": library, "version": "9.9", "model": model, "rows": 1000, "epoch_seconds": seconds,
+            "epochs_trained": len(seconds) + 1, "test_auc": dict(zip(TASKS, aucs)), "n_parameters": 12345,
+            "tensor_mb": tensor_mb, "peak_rss_mb": rss, "others_cores": others}
+
+
+def test_comparison_rows_and_table_with_known_numbers() -> None:
+    results = [  # given out of order: the table orders models as MODELS and libraries as LIBRARIES
+        fake_result(core.DEEPCTR_TORCH, "mmoe", [3.3, 3.4, 3.2]),
+        fake_result(core.PROJECT, "mmoe", [1.0, 1.2, 1.1], aucs=(0.9412, 0.99449), tensor_mb=82.25),
+        fake_result(core.TORCH_RECHUB, "mmoe", [7.7, 7.4, 7.5, 8.0]),
+        fake_result(core.PROJECT, "ple", [2.0, 2.0, 2.0]),
+        fake_result(core.TORCH_RECHUB, "ple", [10.0, 10.0, 10.0]),
+    ]
+    rows = core.comparison_rows(results)
+    assert [(r["model"], r["library"]) for r in rows] == [
+        ("ple", core.PROJECT), ("ple", core.TORCH_RECHUB),
+        ("mmoe", core.PROJECT), ("mmoe", core.TORCH_RECHUB), ("mmoe", core.DEEPCTR_TORCH)]
+    by = {(r["model"], r["library"]): r for r in rows}
+    assert by["mmoe", core.PROJECT]["seconds_per_epoch"] == 1.1
+    assert by["mmoe", core.TORCH_RECHUB]["seconds_per_epoch"] == pytest.approx(7.6)
+    assert by["mmoe", core.TORCH_RECHUB]["slowdown_vs_project"] == pytest.approx(7.6 / 1.1)
+    assert by["mmoe", core.DEEPCTR_TORCH]["slowdown_vs_project"] == pytest.approx(3.0)
+    assert by["ple", core.TORCH_RECHUB]["slowdown_vs_project"] == 5.0
+    assert by["mmoe", core.PROJECT]["slowdown_vs_project"] == 1.0
+    assert by["mmoe", core.PROJECT]["epoch_seconds"] == "1.0000;1.2000;1.1000"
+
+    table = core.comparison_markdown(rows, TASKS).splitlines()
+    assert table[0] == ("| model | library | s/epoch (median) | timed epochs (s) | peer / ours | test AUC income | "
+                        "test AUC marital | peak RSS (MB) | tensors (MB) | parameters | other jobs (cores) |")
+    assert table[4] == "| MMoE | mtl-replication 9.9 | 1.10 | 1.00, 1.20, 1.10 | 1.00x | 0.9412 | 0.9945 | 500 | 82.2 | 12,345 | 0.04 |"
+    assert table[6] == "| MMoE | deepctr-torch 9.9 | 3.30 | 3.30, 3.40, 3.20 | 3.00x | 0.9500 | 0.9900 | 500 |  | 12,345 | 0.04 |"
+    assert table[3].startswith("| PLE | torch-rechub 9.9 | 10.00 |") and "| 5.00x |" in table[3]
+    assert len(table) == 2 + len(rows)
+
+
+def test_comparison_rows_without_the_project_run_leave_the_ratio_blank() -> None:
+    rows = core.comparison_rows([fake_result(core.TORCH_RECHUB, "mmoe", [7.0, 7.0, 7.0])])
+    assert rows[0]["slowdown_vs_project"] is None
+    assert "| 7.00 | 7.00, 7.00, 7.00 |  |" in core.comparison_markdown(rows, TASKS)
+
+
+def test_scaling_rows_give_microseconds_per_row() -> None:
+    result = {**fake_result(core.PROJECT, "ple", [2.0, 1.0, 3.0], others=1.5), "rows": 200_000, "data": "census"}
+    (row,) = core.scaling_rows([result])
+    assert row["seconds_per_epoch"] == 2.0 and row["microseconds_per_row"] == 10.0
+    line = core.scaling_markdown([row]).splitlines()[2]
+    assert line == "| PLE | census | 200,000 | 2.00 | 2.00, 1.00, 3.00 | 10.00 | 500 |  | 12,345 | 1.50 |"
+
+
+def test_markdown_table_refuses_a_row_of_the_wrong_width() -> None:
+    assert core.markdown_table(["a", "b"], [["1", "2"]]) == "| a | b |\n|---|---|\n| 1 | 2 |\n"
+    with pytest.raises(ValueError, match="2 columns"):
+        core.markdown_table(["a", "b"], [["1"]])
+
+
+def test_csv_holds_every_sections_columns_and_blanks_for_none() -> None:
+    rows = [{"section": "peers", "model": "mmoe", "tensor_mb": None}, {"section": "scaling", "model": "ple", "rows": 5}]
+    assert core.csv_columns(rows) == ["section", "model", "tensor_mb", "rows"]
+    assert bench.csv_text(rows) == "section,model,tensor_mb,rows\npeers,mmoe,,\nscaling,ple,,5\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# The same arrays for every library
+
+
+def test_feature_specs_follow_the_project_column_order() -> None:
+    specs = core.feature_specs(tiny_data().schema)
+    assert [(s.name, s.kind, s.cardinality) for s in specs] == [
+        ("c0", "sparse", 5), ("c1", "sparse", 3), ("c2", "sparse", 7),
+        ("n0", "dense", 0), ("n1", "dense", 0), ("n2", "dense", 0), ("n3", "dense", 0)]
+
+
+def test_peer_columns_round_trip_to_the_same_arrays() -> None:
+    data = tiny_data()
+    specs = core.feature_specs(data.schema)
+    for split in data.splits.values():
+        x_cat, x_num = split.x_cat.numpy(), split.x_num.numpy()
+        columns = core.to_columns(x_cat, x_num, specs)
+        assert list(columns) == [s.name for s in specs]
+        assert all(c.shape == (split.rows,) for c in columns.values())
+        assert columns["c1"].dtype == np.int64 and columns["n2"].dtype == np.float32
+        assert np.shares_memory(columns["c0"], x_cat) and np.shares_memory(columns["n0"], x_num)  # views, no copies
+        back_cat, back_num = core.from_columns(columns, specs)
+        np.testing.assert_array_equal(back_cat, x_cat)
+        np.testing.assert_array_equal(back_num, x_num)
+        assert back_cat.dtype == x_cat.dtype and back_num.dtype == x_num.dtype
+
+
+def test_peer_columns_refuse_arrays_that_do_not_match_the_schema() -> None:
+    specs = core.feature_specs(tiny_data().schema)
+    with pytest.raises(ValueError, match="do not match"):
+        core.to_columns(np.zeros((4, 2), np.int64), np.zeros((4, N_NUM), np.float32), specs)
+
+
+def test_missing_labels_are_refused_for_the_peers() -> None:
+    core.check_labels(np.array([[0.0, 1.0]]), "train")
+    with pytest.raises(ValueError, match="1 missing label"):
+        core.check_labels(np.array([[0.0, np.nan]]), "train")
+
+
+# --------------------------------------------------------------------------------------------------
+# params.yaml in the peers' terms
+
+
+def test_peer_arguments_carry_the_sizes_of_params_yaml() -> None:
+    _, mmoe = bench.training_setup(REPO / "params.yaml", "mmoe")
+    _, ple = bench.training_setup(REPO / "params.yaml", "ple")
+    _, sb = bench.training_setup(REPO / "params.yaml", "shared_bottom")
+    towers = [{"dims": list(mmoe["tower_units"]), "dropout": 0.0}] * 2
+    assert core.rechub_arguments("mmoe", mmoe, 2) == {
+        "n_expert": mmoe["n_experts"], "expert_params": {"dims": list(mmoe["expert_units"]), "dropout": 0.0},
+        "tower_params_list": towers}
+    assert core.rechub_arguments("ple", ple, 2) | {"tower_params_list": None} == {
+        "n_level": ple["n_levels"], "n_expert_specific": ple["n_task_experts"],
+        "n_expert_shared": ple["n_shared_experts"], "expert_params": {"dims": list(ple["expert_units"]), "dropout": 0.0},
+        "tower_params_list": None}
+    assert core.rechub_arguments("shared_bottom", sb, 2)["bottom_params"]["dims"] == list(sb["bottom_units"])
+
+    d_mmoe = core.deepctr_arguments("mmoe", mmoe)
+    assert (d_mmoe["num_experts"], d_mmoe["expert_dnn_hidden_units"], d_mmoe["tower_dnn_hidden_units"]) == (
+        mmoe["n_experts"], tuple(mmoe["expert_units"]), tuple(mmoe["tower_units"]))
+    d_ple = core.deepctr_arguments("ple", ple)
+    assert (d_ple["num_levels"], d_ple["specific_expert_num"], d_ple["shared_expert_num"]) == (
+        ple["n_levels"], ple["n_task_experts"], ple["n_shared_experts"])
+    assert core.deepctr_arguments("shared_bottom", sb)["bottom_dnn_hidden_units"] == tuple(sb["bottom_units"])
+    for args in (d_mmoe, d_ple):
+        assert args["gate_dnn_hidden_units"] == ()  # a linear gate, as the project's
+        assert args["l2_reg_embedding"] == 0.0 and args["dnn_use_bn"] is False and args["dnn_dropout"] == 0.0
+    assert mmoe["embedding_dim"] == 8  # the census embedding size the README states
+
+
+@pytest.mark.parametrize("mapping", [core.rechub_arguments, core.deepctr_arguments])
+def test_peer_arguments_refuse_a_model_the_peers_lack(mapping) -> None:
+    args = ("cgc", {}, 2) if mapping is core.rechub_arguments else ("cgc", {})
+    with pytest.raises(ValueError, match="no counterpart of 'cgc'"):
+        mapping(*args)
+
+
+# --------------------------------------------------------------------------------------------------
+# What is timed is what the project runs
+
+
+def test_project_trainer_reproduces_train_seed_exactly() -> None:
+    """The timed loop gives train_seed's training losses, epoch by epoch, and its test predictions
+    for the epoch train_seed selects: the same computation, not a look-alike."""
+    data = tiny_data()
+    hparams = {"n_experts": 3, "expert_units": (16,), "tower_units": (8,), "embedding_dim": 4}
+    cfg = TrainConfig(max_epochs=3, patience=5, batch_size=128, device="cpu", eval_batch_size=4096, seed_workers=1,
+                      num_threads=1)
+    record, test_prediction = train_seed("mmoe", hparams, data, cfg, 7, torch.device("cpu"), show_epochs=False)
+
+    trainer = ProjectTrainer("mmoe", hparams, data, cfg, 7)
+    losses, predictions = [], []
+    for _ in range(cfg.max_epochs):
+        losses.append(trainer.run_epoch())
+        predictions.append(trainer.predict(data.splits["test"]))
+    assert losses == [entry["train_loss"] for entry in record["history"]]
+    best = record["best_epoch"]["income"]
+    np.testing.assert_array_equal(predictions[best - 1], test_prediction)
+    assert trainer.epochs_run == 3
+    assert trainer.tensor_mb(data) > 0
+
+
+def test_synthetic_training_rows_are_the_generators_training_split() -> None:
+    generator = {"correlation": 0.5, "scale": 1.0, "n_sines": 10, "noise_std": 0.1, "seed": 3,
+                 "validation_fraction": 0.1, "test_fraction": 0.1}
+    data = bench.synthetic_training_data(train_rows=1234, dim=5, **generator)
+    total = core.total_rows_for_train(1234, 0.1, 0.1, lambda n: SyntheticConfig(0.5, rows=n).split_rows())
+    assert SyntheticConfig(0.5, rows=total).split_rows()["train"] == 1234
+    x, y, _ = generate_arrays(SyntheticConfig(rows=total, dim=5, **generator))
+    train = data.splits["train"]
+    assert list(data.splits) == ["train"] and train.rows == 1234 and train.x_cat.shape == (1234, 0)
+    np.testing.assert_array_equal(train.x_num.numpy(), x[:1234])
+    np.testing.assert_array_equal(train.y_numpy, y[:1234])
+    assert [t.type for t in data.tasks] == ["regression", "regression"]
+
+
+@pytest.mark.parametrize("train_rows", [1_400_000, 1234, 7])
+def test_total_rows_for_train_gives_exactly_the_training_rows(train_rows: int) -> None:
+    total = core.total_rows_for_train(train_rows, 0.1, 0.1, lambda n: SyntheticConfig(0.5, rows=n).split_rows())
+    assert SyntheticConfig(0.5, rows=total).split_rows()["train"] == train_rows
+    if train_rows == 1_400_000:
+        assert total == 1_750_000
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line
+
+
+def test_the_bench_says_how_to_create_missing_data(tmp_path: Path, capsys) -> None:
+    code = bench.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "out")])
+    assert code == 1
+    assert "dvc repro prepare" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_bench_refuses_fewer_than_three_timed_epochs(tmp_path: Path, capsys) -> None:
+    assert bench.main(["--timed-epochs", "2", "--out", str(tmp_path)]) == 2
+    assert "--timed-epochs >= 3" in capsys.readouterr().err
+
+
+def test_a_measurement_disturbed_by_other_jobs_is_repeated(monkeypatch) -> None:
+    args = bench.build_parser().parse_args(["--retries", "2", "--max-other-cores", "0.25"])
+    ctx = bench.Context(args, {}, log=lambda line: None)
+    loads = iter([1.7, 0.1, 0.0])
+    monkeypatch.setattr(bench, "wait_for_quiet", lambda *a, **k: None)
+    monkeypatch.setattr(bench.Context, "_measure_once", lambda self, job: {"others_cores": next(loads)})
+    assert ctx.measure({"model": "mmoe"}) == {"others_cores": 0.1, "attempts": 2}
+
+
+def test_a_measurement_is_repeated_at_most_retries_times(monkeypatch) -> None:
+    args = bench.build_parser().parse_args(["--retries", "1"])
+    ctx = bench.Context(args, {}, log=lambda line: None)
+    monkeypatch.setattr(bench, "wait_for_quiet", lambda *a, **k: None)
+    monkeypatch.setattr(bench.Context, "_measure_once", lambda self, job: {"others_cores": 1.5})
+    assert ctx.measure({"model": "mmoe"}) == {"others_cores": 1.5, "attempts": 2}
+
+
+def test_parse_rows() -> None:
+    assert bench.parse_rows("50000,100_000,all") == [50_000, 100_000, 0]
+    with pytest.raises(Exception, match="positive row counts"):
+        bench.parse_rows("-5")
+
+
+def test_sections_are_named_functions_in_order() -> None:
+    assert [s.name for s in bench.SECTIONS] == ["peers", "scaling"]
+    assert all(callable(s.run) for s in bench.SECTIONS)
+
+
+def test_the_benchmark_modules_do_not_import_the_peers() -> None:
+    assert "torch_rechub" not in sys.modules and "deepctr_torch" not in sys.modules

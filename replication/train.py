@@ -334,19 +334,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
     for epoch in epochs:
         weights = w0 * gamma ** (epoch - 1)
         order = torch.randperm(train.rows, generator=shuffle, device=device)
-        loss_sum = torch.zeros((), device=device)
-        for start in range(0, train.rows, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            with autocast(cfg.precision, device):
-                out = step_model(train.x_cat[idx], train.x_num[idx])
-                loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
-                penalty = model.regularization()
-                if penalty is not None:
-                    loss = loss + penalty
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
+        loss_sum = train_epoch(model, step_model, optimizer, train, order, tasks, weights, cfg)
         train_loss = float(loss_sum) / train.rows  # one host synchronisation per epoch
         if not np.isfinite(train_loss):
             failure = diverged(model_name, seed, epoch, train_loss)
@@ -368,6 +356,28 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
             last_saved = time.perf_counter()
     return finish_seed(model_name, hparams, model, groups, history, failure, data, cfg, seed, device,
                        seconds_before + time.perf_counter() - started)
+
+
+def train_epoch(model: torch.nn.Module, step_model: torch.nn.Module, optimizer: torch.optim.Optimizer, train: Split,
+                order: torch.Tensor, tasks, weights: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """One pass over ``train`` in batches of ``cfg.batch_size`` rows taken in ``order``: forward
+    (``step_model``: the model, or its compiled form), PLE's joint loss plus the model's
+    regularization, one Adam step per batch. Returns the loss summed over rows, on the device (no
+    host synchronisation)."""
+    loss_sum = torch.zeros((), device=order.device)
+    for start in range(0, train.rows, cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        with autocast(cfg.precision, order.device):
+            out = step_model(train.x_cat[idx], train.x_num[idx])
+            loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
+            penalty = model.regularization()
+            if penalty is not None:
+                loss = loss + penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(idx)
+    return loss_sum
 
 
 def loss_weight_schedule(cfg: TrainConfig, tasks, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

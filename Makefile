@@ -2,6 +2,7 @@
 #   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
+#   make reproduce-paper the papers' sizes (params.yaml profiles.paper), meant for a GPU
 #   make bench       install the peer libraries (the `bench` extra), then time this project against them
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: env reproduce reproduce-zoo test bench lock clean
+.PHONY: env reproduce reproduce-zoo reproduce-paper test bench lock clean
 
 env: $(STAMP)
 
@@ -26,6 +27,11 @@ reproduce: env
 # The rest of the model zoo (pipelines/zoo/dvc.yaml), tabled with the default pipeline's models.
 reproduce-zoo: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/zoo/dvc.yaml
+
+# The papers' sizes (params.yaml profiles.paper) as a DVC experiment of the default pipeline: meant
+# for a GPU (hours there; far too long for a CPU). `dvc exp show` lists it, `dvc exp apply` keeps it.
+reproduce-paper: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run $$($(BIN)/python -m replication profile-overrides paper)
 
 test: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

@@ -147,6 +147,12 @@ def _figures(args: argparse.Namespace) -> None:
                  sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs, group2_runs=args.group2_runs)
 
 
+def _profile_overrides(args: argparse.Namespace) -> None:
+    from replication.config import profile_overrides
+
+    print(" ".join(f"-S {item}" for item in profile_overrides(load_params(args.params), args.profile)))
+
+
 def _models(args: argparse.Namespace) -> None:
     from models import list_models
     from models.registry import model_hparams, model_summary
@@ -290,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("env", help="print the environment block stored with every run, as JSON")
     p.add_argument("--device", default="auto", help="device to describe (auto: as training would choose)")
     p.set_defaults(func=_env)
+
+    p = commands.add_parser("profile-overrides",
+                            help="a params.yaml profile as `-S KEY=VALUE` options of `dvc exp run` (make reproduce-paper)")
+    p.add_argument("profile", help="profile name (a key of params.yaml's profiles)")
+    p.add_argument("--params", default="params.yaml", help="parameter file")
+    p.set_defaults(func=_profile_overrides)
 
     p = commands.add_parser("models", help="list registered models, one line each")
     p.add_argument("--hparams", action="store_true", help="also list each model's hyperparameters and defaults")

@@ -67,6 +67,23 @@ def apply_profile(params: Mapping[str, Any], name: str) -> dict[str, Any]:
     return _merge(params, profile)
 
 
+def profile_overrides(params: Mapping[str, Any], name: str) -> list[str]:
+    """Profile ``name`` as ``KEY.PATH=VALUE`` overrides, one per value it sets (a mapping contributes
+    its leaves, anything else is one value; lists as ``[a,b]``): what ``dvc exp run -S`` takes to
+    run the pipeline with the profile applied, the same merge as :func:`apply_profile`."""
+    apply_profile(params, name)  # refuses an unknown profile or section
+
+    def leaves(prefix: str, value: Any) -> list[str]:
+        if isinstance(value, Mapping) and value:
+            return [item for key, sub in value.items() for item in leaves(f"{prefix}.{key}", sub)]
+        text = yaml.safe_dump(value, default_flow_style=True, width=1 << 20).strip().removesuffix("...").strip()
+        if any(c.isspace() for c in text.replace(", ", ",")):
+            raise ConfigError(f"profiles.{name}: the value of {prefix} ({text}) would need quoting on a command line")
+        return [f"{prefix}={text.replace(', ', ',')}"]
+
+    return [item for key, value in (params["profiles"][name] or {}).items() for item in leaves(key, value)]
+
+
 def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     """Mappings merge key by key (keys the base lacks are added; their values are checked where the
     section is read); any other value replaces the base's."""

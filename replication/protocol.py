@@ -4,8 +4,9 @@
 The protocol is what decides the numbers: the record format, the data (data set, task group, split
 seed, content hash), the tasks with their metrics, and the training configuration. Left out are the
 keys that only decide how a run executes (:data:`EXECUTION_KEYS`: device, worker processes, threads,
-evaluation batch size) and the loss weighting (:data:`LOSS_WEIGHTING_KEYS`), which the leaderboard
-shows in a column of its own so that weightings of one protocol share a table.
+evaluation batch size, seeds trained together, precision, compilation) and the loss weighting
+(:data:`LOSS_WEIGHTING_KEYS`), which the leaderboard shows in a column of its own so that weightings
+of one protocol share a table.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hashlib
 import json
 from typing import Any, Mapping
 
-EXECUTION_KEYS = ("device", "seed_workers", "num_threads", "eval_batch_size")
+EXECUTION_KEYS = ("device", "seed_workers", "num_threads", "eval_batch_size", "ensemble", "precision", "compile")
 LOSS_WEIGHTING_KEYS = ("loss_weights", "loss_weight_decay")
 HASH_LENGTH = 16  # hex characters of the SHA-256
 

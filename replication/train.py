@@ -36,7 +36,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 import numpy as np
 import torch
@@ -73,6 +73,9 @@ class TrainConfig:
     device: str = "auto"
     seed_workers: int = 0  # seeds trained at once in separate processes; 0: one per CPU core on CPU, 1 on GPU
     num_threads: int = 0  # torch threads per process; 0: the CPU cores divided among the workers
+    ensemble: int = 1  # seeds trained together in one process as one batched computation (replication.ensemble)
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: forward passes autocast to bfloat16, losses in fp32
+    compile: bool = False  # torch.compile the model's forward (the ensemble's batched step)
 
     def validate(self, where: str) -> None:
         require(self.lr > 0, where, "lr", self.lr, "must be > 0")
@@ -83,6 +86,7 @@ class TrainConfig:
         require(self.eval_batch_size >= 1, where, "eval_batch_size", self.eval_batch_size, "must be >= 1")
         require(self.seed_workers >= 0, where, "seed_workers", self.seed_workers, "must be >= 0")
         require(self.num_threads >= 0, where, "num_threads", self.num_threads, "must be >= 0")
+        require(self.ensemble >= 1, where, "ensemble", self.ensemble, "must be >= 1 (1: one seed at a time)")
         require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), where,
                 "device", self.device, "use auto, cpu, cuda, cuda:N or mps")
         for task, w in self.loss_weights.items():
@@ -133,14 +137,27 @@ LOSS_FOR_TASK_TYPE = {
 PREDICTION_FOR_TASK_TYPE = {"binary": torch.sigmoid, "regression": lambda x: x}
 
 
+def autocast(precision: str, device: torch.device):
+    """The training steps' precision: bfloat16 autocast for ``bf16`` (matrix products in bf16, losses
+    and softmax in fp32, as torch's autocast policy has it), nothing for ``fp32``. Validation and test
+    predictions are always fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def to_predictions(outputs: Mapping[str, torch.Tensor], tasks) -> torch.Tensor:
+    """(..., rows, tasks) probabilities (binary tasks) or values (regression tasks)."""
+    return torch.stack([PREDICTION_FOR_TASK_TYPE[t.type](outputs[t.name]) for t in tasks], dim=-1)
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, split: Split, tasks, batch_size: int) -> np.ndarray:
-    """Predictions (probabilities for binary tasks) as a (rows, tasks) float64 array."""
+    """Predictions (probabilities for binary tasks) as a (rows, tasks) float64 array, computed in
+    fp32 whatever the training precision (bf16 logits would tie many rows and so move the AUC)."""
     model.eval()
     chunks = []
     for start in range(0, split.rows, batch_size):
         out = model(split.x_cat[start:start + batch_size], split.x_num[start:start + batch_size]).outputs
-        chunks.append(torch.stack([PREDICTION_FOR_TASK_TYPE[t.type](out[t.name]) for t in tasks], dim=1))
+        chunks.append(to_predictions(out, tasks))
     model.train()
     return torch.cat(chunks).double().cpu().numpy()
 
@@ -193,11 +210,13 @@ class Selection:
     epoch: int = 0
     state: dict[str, torch.Tensor] | None = None
 
-    def update(self, epoch: int, metrics: Mapping[str, Mapping[str, float]], model: torch.nn.Module) -> None:
+    def update(self, epoch: int, metrics: Mapping[str, Mapping[str, float]],
+               state: Callable[[], dict[str, torch.Tensor]]) -> None:
+        """Keep ``state()`` (a copy of the weights, taken only when needed) if ``epoch`` scores best."""
         score = selection_score(metrics, self.scored)
         if score > self.score:
             self.score, self.epoch = score, epoch
-            self.state = copy.deepcopy(model.state_dict())
+            self.state = state()
 
 
 def selection_groups(model, tasks, main_task: str, selection: str) -> list[Selection]:
@@ -250,12 +269,13 @@ class SeedCheckpoint:
 
 
 def training_code_digest(model_name: str) -> str:
-    """SHA-256 over the sources that decide a run's numbers: this trainer, the metrics, the seeding,
+    """SHA-256 over the sources that decide a run's numbers: this trainer and the ensemble trainer, the metrics, the seeding,
     the processed-data loader, every file of the model zoo and the file of the model's class."""
-    from replication import metrics, seeding
+    from replication import ensemble, metrics, seeding
     from replication.data import processed
 
-    files = {Path(__file__), Path(metrics.__file__), Path(seeding.__file__), Path(processed.__file__),
+    files = {Path(__file__), Path(ensemble.__file__), Path(metrics.__file__), Path(seeding.__file__),
+             Path(processed.__file__),
              *Path(models.__file__).parent.glob("*.py"), Path(inspect.getsourcefile(get_model_class(model_name)))}
     digest = hashlib.sha256()
     for path in sorted(p.resolve() for p in files):
@@ -264,8 +284,9 @@ def training_code_digest(model_name: str) -> str:
 
 
 def seed_checkpoint(root: Path, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
-                    seed: int, device: torch.device, out_dir: Path) -> SeedCheckpoint:
-    """The checkpoint folder of one seed of one run, under ``root`` (see :class:`SeedCheckpoint`)."""
+                    seed: int | list[int], device: torch.device, out_dir: Path) -> SeedCheckpoint:
+    """The checkpoint folder of one seed of one run, or of seeds trained together (a list), under
+    ``root`` (see :class:`SeedCheckpoint`)."""
     key = {
         "model": str(model_name), "hparams": {**model_hparams(model_name), **hparams},
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("seed_workers", "num_threads")},
@@ -273,7 +294,8 @@ def seed_checkpoint(root: Path, model_name: str, hparams: Mapping[str, Any], dat
         "code": training_code_digest(model_name), "out": str(Path(out_dir).resolve()), "format": RECORD_FORMAT,
     }
     text = json.dumps(key, sort_keys=True, default=str)
-    return SeedCheckpoint(Path(root) / f"{model_name}-seed{seed}-{hashlib.sha256(text.encode()).hexdigest()[:16]}")
+    name = f"seed{seed}" if isinstance(seed, int) else f"seeds{'_'.join(map(str, seed))}"
+    return SeedCheckpoint(Path(root) / f"{model_name}-{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}")
 
 
 def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seed: int,
@@ -287,10 +309,10 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
     tasks = data.tasks
     seed_everything(seed)
     model = create_model(model_name, data.schema, **hparams).to(device)
+    step_model = torch.compile(model) if cfg.compile else model
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     shuffle = torch.Generator(device=device).manual_seed(seed)
-    w0 = torch.tensor([cfg.loss_weights.get(t.name, 1.0) for t in tasks], device=device)
-    gamma = torch.tensor([cfg.loss_weight_decay.get(t.name, 1.0) for t in tasks], device=device)
+    w0, gamma = loss_weight_schedule(cfg, tasks, device)
     train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
     groups = selection_groups(model, tasks, data.schema["main_task"], cfg.selection)
     history: list[dict[str, Any]] = []
@@ -312,29 +334,18 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
     for epoch in epochs:
         weights = w0 * gamma ** (epoch - 1)
         order = torch.randperm(train.rows, generator=shuffle, device=device)
-        loss_sum = torch.zeros((), device=device)
-        for start in range(0, train.rows, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            out = model(train.x_cat[idx], train.x_num[idx])
-            loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
-            penalty = model.regularization()
-            if penalty is not None:
-                loss = loss + penalty
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
+        loss_sum = train_epoch(model, step_model, optimizer, train, order, tasks, weights, cfg)
         train_loss = float(loss_sum) / train.rows  # one host synchronisation per epoch
         if not np.isfinite(train_loss):
-            failure = {"epoch": epoch, "reason": f"training loss became {train_loss}"}
-            log(f"{model_name} seed {seed}: FAILED in epoch {epoch}: {failure['reason']}; recorded as failed")
+            failure = diverged(model_name, seed, epoch, train_loss)
             break
-        val_metrics = evaluate(predict(model, val, tasks, cfg.eval_batch_size), data.splits["validation"].y_numpy, tasks)
+        val_metrics = evaluate(predict(model, val, tasks, cfg.eval_batch_size),
+                               data.splits["validation"].y_numpy, tasks)
         for group in groups:
-            group.update(epoch, val_metrics, model)
+            group.update(epoch, val_metrics, lambda: copy.deepcopy(model.state_dict()))
         history.append({"epoch": epoch, "train_loss": train_loss, "validation": val_metrics})
         epochs.set_postfix(val=f"{selection_score(val_metrics, tasks):.4f}")
-        if all(epoch - g.epoch >= cfg.patience for g in groups):
+        if stopped(epoch, groups, cfg):
             break
         if checkpoint is not None and time.perf_counter() - last_saved >= checkpoint_seconds:
             checkpoint.save_epoch({
@@ -343,7 +354,57 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
                 "seconds": seconds_before + time.perf_counter() - started,
             })
             last_saved = time.perf_counter()
+    return finish_seed(model_name, hparams, model, groups, history, failure, data, cfg, seed, device,
+                       seconds_before + time.perf_counter() - started)
 
+
+def train_epoch(model: torch.nn.Module, step_model: torch.nn.Module, optimizer: torch.optim.Optimizer, train: Split,
+                order: torch.Tensor, tasks, weights: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+    """One pass over ``train`` in batches of ``cfg.batch_size`` rows taken in ``order``: forward
+    (``step_model``: the model, or its compiled form), PLE's joint loss plus the model's
+    regularization, one Adam step per batch. Returns the loss summed over rows, on the device (no
+    host synchronisation)."""
+    loss_sum = torch.zeros((), device=order.device)
+    for start in range(0, train.rows, cfg.batch_size):
+        idx = order[start:start + cfg.batch_size]
+        with autocast(cfg.precision, order.device):
+            out = step_model(train.x_cat[idx], train.x_num[idx])
+            loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
+            penalty = model.regularization()
+            if penalty is not None:
+                loss = loss + penalty
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(idx)
+    return loss_sum
+
+
+def loss_weight_schedule(cfg: TrainConfig, tasks, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(w_k0, gamma_k) per task (PLE Eqs. 9-10); epoch t's weights are ``w0 * gamma ** (t - 1)``."""
+    w0 = torch.tensor([cfg.loss_weights.get(t.name, 1.0) for t in tasks], device=device)
+    gamma = torch.tensor([cfg.loss_weight_decay.get(t.name, 1.0) for t in tasks], device=device)
+    return w0, gamma
+
+
+def diverged(model_name: str, seed: int, epoch: int, train_loss: float) -> dict[str, Any]:
+    """The failure entry of a seed whose training loss became NaN or infinite, logged."""
+    failure = {"epoch": epoch, "reason": f"training loss became {train_loss}"}
+    log(f"{model_name} seed {seed}: FAILED in epoch {epoch}: {failure['reason']}; recorded as failed")
+    return failure
+
+
+def stopped(epoch: int, groups: list[Selection], cfg: TrainConfig) -> bool:
+    """Early stopping: every selection group has gone ``patience`` epochs without a better score."""
+    return all(epoch - g.epoch >= cfg.patience for g in groups)
+
+
+def finish_seed(model_name: str, hparams: Mapping[str, Any], model: torch.nn.Module, groups: list[Selection],
+                history: list[dict[str, Any]], failure: dict[str, Any] | None, data: Processed, cfg: TrainConfig,
+                seed: int, device: torch.device, seconds: float) -> tuple[dict[str, Any], np.ndarray | None]:
+    """A trained seed's record and test predictions: each selection group's selected weights are
+    loaded into ``model`` and predict its tasks on the test split (a failed seed: its record alone)."""
+    tasks = data.tasks
     record = {
         "format": RECORD_FORMAT,
         "status": "ok" if failure is None else "failed",
@@ -359,8 +420,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
         "main_task": data.schema["main_task"],
     }
     if failure is not None:
-        record |= {"failure": failure, "epochs_run": len(history),
-                   "seconds": seconds_before + time.perf_counter() - started,
+        record |= {"failure": failure, "epochs_run": len(history), "seconds": seconds,
                    "environment": environment(str(device)), "history": history}
         return record, None
 
@@ -384,7 +444,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
         "epochs_run": len(history),
         "n_parameters": sum(p.numel() for p in model.parameters()),
         "gates_test": gates,
-        "seconds": seconds_before + time.perf_counter() - started,
+        "seconds": seconds,
         "environment": environment(str(device)),
         "history": history,
     }
@@ -431,40 +491,65 @@ def _set_up_worker(threads: int, data: Processed) -> None:
 
 
 def _train_and_save(model_name: str, hparams: Mapping[str, Any], data: Processed | None, cfg: TrainConfig,
-                    seed: int, device: torch.device, out_dir: Path, show_epochs: bool,
-                    checkpoint: SeedCheckpoint | None, checkpoint_seconds: float) -> dict[str, Any]:
-    """Train one seed (or restore it, finished, from its checkpoint) and write its predictions and
-    then its record (both atomic); in a worker process ``data`` is None and the copy its initialiser
+                    seeds: list[int], device: torch.device, out_dir: Path, show_epochs: bool,
+                    marks: Mapping[int, SeedCheckpoint | None], ensemble_mark: SeedCheckpoint | None,
+                    checkpoint_seconds: float) -> list[dict[str, Any]]:
+    """Train one unit of work: one seed, or (``cfg.ensemble`` > 1) a few seeds together, each
+    restored instead when its checkpoint says it finished; then write, per seed, its predictions and
+    then its record (both atomic). In a worker process ``data`` is None and the copy its initialiser
     received is used. An exception raised while training becomes a ModelError naming where it arose."""
     data = data if data is not None else _worker_data
-    if checkpoint is not None and checkpoint.finished():
-        record = json.loads(checkpoint.record_file.read_text(encoding="utf-8"))
-        if checkpoint.predictions_file.is_file():
-            with atomic_open(predictions_path(out_dir, seed), "wb") as handle:
-                handle.write(checkpoint.predictions_file.read_bytes())
-        write_json(record_path(out_dir, seed), record)
-        log(f"{model_name} seed {seed}: finished before the interruption; restored from {checkpoint.folder}")
-        return record
-    try:
-        record, test_prediction = train_seed(model_name, hparams, data, cfg, seed, device, show_epochs, checkpoint,
-                                             checkpoint_seconds)
-    except Exception as error:
-        where = error_location(error, model_name)
-        raise ModelError(f"{model_name} seed {seed}: training failed at {where}: {type(error).__name__}: {error}") from error
+    records = {}
+    for seed in seeds:
+        mark = marks[seed]
+        if mark is not None and mark.finished():
+            records[seed] = json.loads(mark.record_file.read_text(encoding="utf-8"))
+            if mark.predictions_file.is_file():
+                with atomic_open(predictions_path(out_dir, seed), "wb") as handle:
+                    handle.write(mark.predictions_file.read_bytes())
+            write_json(record_path(out_dir, seed), records[seed])
+            log(f"{model_name} seed {seed}: finished before the interruption; restored from {mark.folder}")
+    todo = [seed for seed in seeds if seed not in records]
+    if todo:
+        try:
+            if cfg.ensemble > 1:
+                from replication.ensemble import train_ensemble
+
+                results = train_ensemble(model_name, hparams, data, cfg, todo, device, show_epochs, ensemble_mark,
+                                         checkpoint_seconds)
+            else:
+                results = [train_seed(model_name, hparams, data, cfg, seed, device, show_epochs, marks[seed],
+                                      checkpoint_seconds) for seed in todo]
+        except Exception as error:
+            where = error_location(error, model_name)
+            raise ModelError(f"{model_name} seed(s) {', '.join(map(str, todo))}: training failed at {where}: "
+                             f"{type(error).__name__}: {error}") from error
+        for seed, (record, test_prediction) in zip(todo, results):
+            records[seed] = _save_seed(record, test_prediction, data, out_dir, marks[seed])
+    if ensemble_mark is not None:
+        ensemble_mark.epoch_file.unlink(missing_ok=True)
+    return [records[seed] for seed in seeds]
+
+
+def _save_seed(record: dict[str, Any], test_prediction: np.ndarray | None, data: Processed, out_dir: Path,
+               mark: SeedCheckpoint | None) -> dict[str, Any]:
+    """Write a trained seed's predictions (none for a failed seed) and then its record, and keep both
+    in its checkpoint folder: a failure is as final as a success, and a rerun repeats neither."""
+    seed = record["seed"]
     predictions = predictions_path(out_dir, seed)
-    if test_prediction is None:  # failed: a record without predictions (and none left from an earlier run)
+    if test_prediction is None:
         predictions.unlink(missing_ok=True)
         write_json(record_path(out_dir, seed), record)
-        if checkpoint is not None:  # a failure is as final as a success: a rerun does not repeat it
-            checkpoint.save_finished(record, None)
+        if mark is not None:
+            mark.save_finished(record, None)
         return record
     save_npz(predictions, prediction=test_prediction, y=data.splits["test"].y_numpy,
              tasks=np.array([t.name for t in data.tasks]))
     write_json(record_path(out_dir, seed), record)
-    if checkpoint is not None:
-        checkpoint.save_finished(record, predictions)
+    if mark is not None:
+        mark.save_finished(record, predictions)
     summary = ", ".join(f"{t}: {next(iter(m.values())):.4f}" for t, m in record["test"].items())
-    log(f"{model_name} seed {seed}: test {summary}; best epoch {record['best_epoch']}, "
+    log(f"{record['model']} seed {seed}: test {summary}; best epoch {record['best_epoch']}, "
         f"{record['epochs_run']} epochs, {record['seconds']:.0f} s")
     return record
 
@@ -537,8 +622,13 @@ def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
     with run_folder_lock(out_dir):
         marks = {seed: None if checkpoints is None else
                  seed_checkpoint(checkpoints, model_name, hparams, data, cfg, seed, device, out_dir) for seed in seeds}
-        records = _train_seeds(model_name, hparams, data, cfg, seeds, out_dir, device, marks, checkpoint_seconds)
-        for mark in marks.values():
+        chunks = [seeds[i:i + cfg.ensemble] for i in range(0, len(seeds), cfg.ensemble)]
+        ensemble_marks = {tuple(chunk): None if checkpoints is None or cfg.ensemble == 1 else
+                          seed_checkpoint(checkpoints, model_name, hparams, data, cfg, chunk, device, out_dir)
+                          for chunk in chunks}
+        records = _train_chunks(model_name, hparams, data, cfg, chunks, out_dir, device, marks, ensemble_marks,
+                                checkpoint_seconds)
+        for mark in [*marks.values(), *ensemble_marks.values()]:
             if mark is not None:
                 shutil.rmtree(mark.folder, ignore_errors=True)
         if checkpoints is not None and Path(checkpoints).is_dir() and not any(Path(checkpoints).iterdir()):
@@ -550,34 +640,39 @@ def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
     return records
 
 
-def _train_seeds(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seeds: list[int],
-                 out_dir: Path, device: torch.device, marks: Mapping[int, SeedCheckpoint | None],
-                 checkpoint_seconds: float) -> list[dict[str, Any]]:
-    workers, threads = plan_workers(cfg, device, len(seeds))
-    bar = progress(total=len(seeds), desc=model_name, unit="seed")
+def _train_chunks(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
+                  chunks: list[list[int]], out_dir: Path, device: torch.device,
+                  marks: Mapping[int, SeedCheckpoint | None], ensemble_marks: Mapping[tuple, SeedCheckpoint | None],
+                  checkpoint_seconds: float) -> list[dict[str, Any]]:
+    """Train every chunk of seeds (one seed each unless ``cfg.ensemble`` > 1), in worker processes
+    when there is more than one worker; the records in the order of the seeds."""
+    workers, threads = plan_workers(cfg, device, len(chunks))
+    bar = progress(total=sum(map(len, chunks)), desc=model_name, unit="seed")
     if workers == 1:
         _set_up_process(threads)
         records = []
-        for seed in seeds:
-            records.append(_train_and_save(model_name, hparams, data, cfg, seed, device, out_dir, True, marks[seed],
-                                           checkpoint_seconds))
-            bar.update()
+        for chunk in chunks:
+            records += _train_and_save(model_name, hparams, data, cfg, chunk, device, out_dir, True, marks,
+                                       ensemble_marks[tuple(chunk)], checkpoint_seconds)
+            bar.update(len(chunk))
         return records
-    log(f"{model_name}: {len(seeds)} seeds in {workers} processes of {threads} thread(s)")
+    log(f"{model_name}: {sum(map(len, chunks))} seeds in {workers} processes of {threads} thread(s)"
+        + (f", {cfg.ensemble} seeds trained together" if cfg.ensemble > 1 else ""))
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_up_worker,
                              initargs=(threads, data)) as pool:
-        futures = {pool.submit(_train_and_save, model_name, hparams, None, cfg, seed, device, out_dir, False,
-                               marks[seed], checkpoint_seconds): seed for seed in seeds}
+        futures = {pool.submit(_train_and_save, model_name, hparams, None, cfg, chunk, device, out_dir, False,
+                               {s: marks[s] for s in chunk}, ensemble_marks[tuple(chunk)], checkpoint_seconds): i
+                   for i, chunk in enumerate(chunks)}
         try:
             for future in as_completed(futures):
                 future.result()  # a failed seed raises here, naming its error
-                bar.update()
+                bar.update(len(chunks[futures[future]]))
         except BrokenProcessPool as error:
-            unfinished = [seed for seed in seeds if not record_path(out_dir, seed).exists()]
+            unfinished = [seed for chunk in chunks for seed in chunk if not record_path(out_dir, seed).exists()]
             raise TrainingInterrupted(
                 f"{model_name}: a worker process died (killed, or out of memory) while training seed(s) "
                 f"{', '.join(map(str, unfinished))}; the seeds written so far are complete. Run the same command "
                 f"again to resume (each unfinished seed from its last checkpoint)") from error
-        records = {futures[f]: f.result() for f in futures}
-    return [records[seed] for seed in seeds]
+        by_chunk = {futures[f]: f.result() for f in futures}
+    return [record for i in range(len(chunks)) for record in by_chunk[i]]

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 
 import numpy as np
 import pytest
 
-from replication.config import ConfigError, apply_profile, load_params
+import models
+from replication.cli import apply_overrides, main
+from replication.config import ConfigError, apply_profile, from_mapping, load_params, profile_overrides, section
 from replication.io import save_npz
+from replication.train import TrainConfig, parse_seeds
 from tests.conftest import REPO
 
 PARAMS = {
@@ -59,3 +64,31 @@ def test_save_npz_bytes_do_not_depend_on_the_time(tmp_path, monkeypatch):
         assert sorted(loaded.files) == ["x", "y"]
         np.testing.assert_array_equal(loaded["x"], arrays["x"])
         assert loaded["y"].dtype == np.int64
+
+
+@pytest.mark.parametrize("profile", ["synthetic", "paper"])
+def test_a_profile_as_dvc_overrides_round_trips_to_the_profile_applied(profile) -> None:
+    """`make reproduce-paper` passes a profile to `dvc exp run -S` as KEY=VALUE overrides: read back
+    (as --set reads them), they give exactly the parameters the profile gives when applied."""
+    params = load_params(REPO / "params.yaml")
+    overrides = profile_overrides(params, profile)
+    assert all(" " not in item for item in overrides)
+    assert apply_overrides(params, overrides) == {**apply_profile(params, profile)}
+
+
+def test_the_paper_profile_is_the_papers_sizes_for_every_model() -> None:
+    params = load_params(REPO / "params.yaml")
+    paper = apply_profile(params, "paper")
+    assert paper["synthetic"]["rows"] == 1_400_000 and paper["synthetic"]["dim"] == 512
+    assert sorted(paper["train_models"]) == sorted(paper["synthetic"]["models"]) == models.list_models()
+    assert parse_seeds(str(paper["seeds"])) == list(range(10))
+    cfg = from_mapping(TrainConfig, section(paper, "train"), "train")
+    assert cfg.ensemble == 10 and cfg.device == "auto" and cfg.precision == "fp32"
+    assert "-S train.ensemble=10" in main_output(["profile-overrides", "paper"])
+
+
+def main_output(argv: list[str]) -> str:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(argv) == 0
+    return buffer.getvalue()

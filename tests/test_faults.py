@@ -155,6 +155,26 @@ def test_an_interrupted_run_resumes_and_ends_with_the_uninterrupted_records(
     assert not (out / ".train.lock").exists()
 
 
+def test_an_interrupted_ensemble_resumes_and_ends_with_the_uninterrupted_records(workspace: Path) -> None:
+    """Three seeds trained together (train.ensemble=3), killed in their third epoch: the rerun resumes
+    the ensemble from its checkpoint after epoch 2 and ends with the records of an uninterrupted
+    ensemble run (an ensemble's seeds do not bit-match lone runs, so the reference is an ensemble)."""
+    reference = workspace / "ensemble_reference" / "faulty"
+    assert run_cli(train_args(workspace, reference, "--set", "train.ensemble=3")).returncode == 0
+    out = workspace / "ensemble_killed" / "faulty"
+    first = run_cli(train_args(workspace, out, "--set", "train.ensemble=3"),
+                    env={"FAULT": "SIGKILL", "FAULT_AFTER": str(2 * BATCHES_PER_EPOCH + 3)})
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    assert not list(out.glob("seed_*"))
+    [checkpoint] = (workspace / "ensemble_killed" / "ck").glob("faulty-seeds0_1_2-*/epoch.pt")
+    second = run_cli(train_args(workspace, out, "--set", "train.ensemble=3"))
+    assert second.returncode == 0, second.stderr
+    assert "faulty seeds [0, 1, 2]: resuming after epoch 2" in second.stderr
+    assert records_without_seconds(out) == records_without_seconds(reference)
+    assert predictions(out) == predictions(reference)
+    assert not checkpoint.exists()
+
+
 def test_a_killed_worker_process_is_resumed_too(workspace: Path, uninterrupted: Path) -> None:
     """Two worker processes: SIGKILL in one of them (its sixth batch) stops the command with a
     clear message; the rerun completes every seed with the uninterrupted records."""
@@ -237,7 +257,7 @@ def test_a_model_that_raises_in_forward_is_named_with_its_file_and_line(workspac
     assert result.returncode == 2
     message = result.stderr
     line = FAULTY_MODEL.splitlines().index(next(l for l in FAULTY_MODEL.splitlines() if "the model broke" in l)) + 1
-    assert f"faulty seed 0: training failed at {workspace / 'faulty.py'}, line {line}" in message
+    assert f"faulty seed(s) 0: training failed at {workspace / 'faulty.py'}, line {line}" in message
     assert "RuntimeError: the model broke" in message
     assert not list(out.glob("seed_*"))
 

@@ -503,3 +503,31 @@ def test_from_mapping_lists_allowed_selection_values() -> None:
     message = str(caught.value)
     assert "train.selection" in message and "'best'" in message
     assert "'mean'" in message and "'main_task'" in message
+
+
+# --------------------------------------------------------------------------------------------------
+# Precision and compilation (the GPU options; they run on the CPU too)
+
+
+def test_bf16_autocast_changes_the_numbers_a_little(data: Processed) -> None:
+    """bfloat16 training steps: not the fp32 numbers (so autocast is on), but close to them; the
+    predictions are fp32 (bf16 logits would leave about 100 distinct values in 2,000 rows here)."""
+    cfg = config(max_epochs=2)
+    full, full_prediction = train_seed("mmoe", SMALL, data, cfg, 0, CPU)
+    half, half_prediction = train_seed("mmoe", SMALL, data, dataclasses.replace(cfg, precision="bf16"), 0, CPU)
+    assert half["train"]["precision"] == "bf16"
+    assert not np.array_equal(half_prediction, full_prediction)
+    assert len(np.unique(half_prediction[:, 0])) > 0.9 * len(np.unique(full_prediction[:, 0]))
+    for task in TASKS:
+        assert half["test"][task]["auc"] == pytest.approx(full["test"][task]["auc"], abs=0.01)
+
+
+def test_a_compiled_model_trains_to_the_eager_numbers(data: Processed) -> None:
+    tiny = {"bottom_units": [8], "tower_units": [4]}
+    cfg = config(max_epochs=1)
+    eager, _ = train_seed("shared_bottom", tiny, data, cfg, 0, CPU)
+    compiled, _ = train_seed("shared_bottom", tiny, data, dataclasses.replace(cfg, compile=True), 0, CPU)
+    assert compiled["train"]["compile"] is True
+    assert compiled["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], rel=1e-5)
+    for task in TASKS:
+        assert compiled["test"][task]["auc"] == pytest.approx(eager["test"][task]["auc"], abs=1e-4)

@@ -2,13 +2,19 @@
 #   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
-#   make reproduce-paper the papers' sizes (params.yaml profiles.paper), meant for a GPU
+#   make reproduce-paper the papers' sizes (params.yaml profiles.paper), meant for a GPU; EXECUTOR=ray trains
+#                        on a Ray cluster (RAY_ADDRESS) or on every GPU of this node, SET="KEY=VALUE ..." overrides
+#                        parameters (README, "Running on a cluster")
 #   make bench       install the peer libraries (the `bench` extra), then time this project against them
+# requirements.lock includes Ray (the `distributed` extra): the test suite tests the ray executor.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+EXECUTOR ?=
+SET ?=
 export DVC_NO_ANALYTICS := 1
+export RAY_USAGE_STATS_ENABLED := 0
 
 .PHONY: env reproduce reproduce-zoo reproduce-paper test bench lock clean
 
@@ -30,8 +36,10 @@ reproduce-zoo: env
 
 # The papers' sizes (params.yaml profiles.paper) as a DVC experiment of the default pipeline: meant
 # for a GPU (hours there; far too long for a CPU). `dvc exp show` lists it, `dvc exp apply` keeps it.
+# EXECUTOR=ray sets train.executor=ray for it, SET="train.ensemble=2 ..." any other parameter.
 reproduce-paper: env
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run $$($(BIN)/python -m replication profile-overrides paper)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc exp run $$($(BIN)/python -m replication profile-overrides paper) \
+		$(if $(EXECUTOR),-S train.executor=$(EXECUTOR)) $(addprefix -S ,$(SET))
 
 test: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q

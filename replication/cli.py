@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -83,6 +84,8 @@ def _train(args: argparse.Namespace) -> None:
     # A model of one's own (FILE.py:Class) is recorded under its stable name, as `compare` does.
     model = model_spec(args.model) if ":" in args.model else args.model
     _, cfg, hparams = _training_setup(args, model)
+    if args.executor is not None:
+        cfg = dataclasses.replace(cfg, executor=args.executor)
     seeds = parse_seeds(args.seeds)
     train_model(model, hparams, load_processed(args.data), cfg, seeds, Path(args.out),
                 checkpoints=None if args.no_checkpoints else args.checkpoints,
@@ -227,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-seconds", type=float, default=30.0,
                    help="save a seed's training state at most this often (0: after every epoch)")
     p.add_argument("--no-checkpoints", action="store_true", help="save no checkpoints (an interrupted seed restarts)")
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="where the seeds train: local (this machine's processes) or ray (one Ray task per seed, on the "
+                        "cluster at $RAY_ADDRESS, else on a Ray instance started here); default: params.yaml's "
+                        "train.executor")
     _add_parameter_options(p)
     p.set_defaults(func=_train)
 

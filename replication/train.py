@@ -17,6 +17,10 @@ checkpoint folder every ``checkpoint_seconds``, and a rerun of the same command 
 unfinished seed from its last saved epoch and restores finished seeds without training them again;
 the records equal those of an uninterrupted run. A loss that becomes NaN or infinite ends that seed
 with a record of status ``failed`` (the reason and the epoch), which tables show as a missing seed.
+
+Where the seeds train is the executor's choice (:mod:`replication.executors`: this machine's
+processes, or Ray tasks on a cluster, where a task whose worker dies is run again and resumes from
+the same checkpoints); each unit of work (:class:`WorkUnit`) does the same thing wherever it runs.
 """
 
 from __future__ import annotations
@@ -26,14 +30,11 @@ import copy
 import hashlib
 import inspect
 import json
-import multiprocessing
 import os
 import re
 import shutil
 import socket
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Mapping
@@ -76,6 +77,7 @@ class TrainConfig:
     ensemble: int = 1  # seeds trained together in one process as one batched computation (replication.ensemble)
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: forward passes autocast to bfloat16, losses in fp32
     compile: bool = False  # torch.compile the model's forward (the ensemble's batched step)
+    executor: Literal["local", "ray"] = "local"  # where the units of work run (replication.executors)
 
     def validate(self, where: str) -> None:
         require(self.lr > 0, where, "lr", self.lr, "must be > 0")
@@ -232,7 +234,7 @@ class SeedCheckpoint:
     """Where one seed's training state lives until its run is complete (see the module docstring).
 
     The folder's name carries a key that hashes everything that decides the seed's numbers: the
-    model, its hyperparameters, the training configuration (less worker processes and threads),
+    model, its hyperparameters, the training configuration (less worker processes, threads and executor),
     the data's hash, the seed, the device, the torch version, the source of the training code and
     the model's file, and the output folder. Any change starts afresh; nothing stale is resumed.
     ``epoch.pt`` holds the state after the last saved epoch; once the seed is finished, its record
@@ -289,7 +291,7 @@ def seed_checkpoint(root: Path, model_name: str, hparams: Mapping[str, Any], dat
     ``root`` (see :class:`SeedCheckpoint`)."""
     key = {
         "model": str(model_name), "hparams": {**model_hparams(model_name), **hparams},
-        "train": {k: v for k, v in asdict(cfg).items() if k not in ("seed_workers", "num_threads")},
+        "train": {k: v for k, v in asdict(cfg).items() if k not in ("seed_workers", "num_threads", "executor")},
         "data_hash": data.schema["data_hash"], "seed": seed, "device": str(device), "torch": torch.__version__,
         "code": training_code_digest(model_name), "out": str(Path(out_dir).resolve()), "format": RECORD_FORMAT,
     }
@@ -558,7 +560,7 @@ LOCK_NAME = ".train.lock"  # in the output folder; .gitignore and .dvcignore lea
 
 
 class TrainingInterrupted(RuntimeError):
-    """A worker process died (killed, or out of memory) before its seeds were written."""
+    """A worker process or Ray task died (killed, out of memory, its node lost) before its seeds were written."""
 
 
 class RunFolderLocked(ConfigError):
@@ -608,9 +610,15 @@ def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
     The model is first checked against the zoo's contract on a few training rows. With
     ``checkpoints`` (a folder), every seed can be resumed after an interruption (see
     :class:`SeedCheckpoint`); the seeds' checkpoint folders are removed once every seed is written.
-    Seeds whose loss diverged get a ``failed`` record and are listed in a warning."""
-    out_dir = Path(out_dir)
-    device = resolve_device(cfg.device)
+    The units of work run where ``cfg.executor`` says (:mod:`replication.executors`: this machine, or
+    a Ray cluster); the files are the same either way. Seeds whose loss diverged get a ``failed``
+    record and are listed in a warning."""
+    from replication.executors import make_executor
+
+    # Absolute paths: a unit of work may run in another working directory (a Ray worker, another node).
+    out_dir = Path(out_dir).absolute()
+    checkpoints = None if checkpoints is None else Path(checkpoints).absolute()
+    executor = make_executor(cfg)  # refuses an executor that cannot run here (Ray not installed)
     unknown_tasks = sorted((set(cfg.loss_weights) | set(cfg.loss_weight_decay)) - {t.name for t in data.tasks})
     if unknown_tasks:
         raise ConfigError(f"loss weights name task(s) {unknown_tasks} not in the data; its tasks are "
@@ -619,20 +627,26 @@ def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
         raise ConfigError(f"--checkpoint-seconds {checkpoint_seconds}: use 0 (after every epoch) or more seconds")
     head = data.splits["train"].head(CHECK_ROWS)
     check_contract(model_name, data.schema, hparams, head.x_cat, head.x_num)
-    with run_folder_lock(out_dir):
-        marks = {seed: None if checkpoints is None else
-                 seed_checkpoint(checkpoints, model_name, hparams, data, cfg, seed, device, out_dir) for seed in seeds}
-        chunks = [seeds[i:i + cfg.ensemble] for i in range(0, len(seeds), cfg.ensemble)]
-        ensemble_marks = {tuple(chunk): None if checkpoints is None or cfg.ensemble == 1 else
-                          seed_checkpoint(checkpoints, model_name, hparams, data, cfg, chunk, device, out_dir)
-                          for chunk in chunks}
-        records = _train_chunks(model_name, hparams, data, cfg, chunks, out_dir, device, marks, ensemble_marks,
-                                checkpoint_seconds)
-        for mark in [*marks.values(), *ensemble_marks.values()]:
-            if mark is not None:
-                shutil.rmtree(mark.folder, ignore_errors=True)
-        if checkpoints is not None and Path(checkpoints).is_dir() and not any(Path(checkpoints).iterdir()):
-            Path(checkpoints).rmdir()
+    with executor:
+        device = executor.device(cfg.device)  # this machine's, or the Ray cluster's (auto: a GPU if it has one)
+        with run_folder_lock(out_dir):
+            marks = {seed: None if checkpoints is None else
+                     seed_checkpoint(checkpoints, model_name, hparams, data, cfg, seed, device, out_dir)
+                     for seed in seeds}
+            chunks = [seeds[i:i + cfg.ensemble] for i in range(0, len(seeds), cfg.ensemble)]
+            ensemble_marks = {tuple(chunk): None if checkpoints is None or cfg.ensemble == 1 else
+                              seed_checkpoint(checkpoints, model_name, hparams, data, cfg, chunk, device, out_dir)
+                              for chunk in chunks}
+            units = [WorkUnit(model_name, hparams, cfg, tuple(chunk), device, out_dir, {s: marks[s] for s in chunk},
+                              ensemble_marks[tuple(chunk)], checkpoint_seconds) for chunk in chunks]
+            bar = progress(total=len(seeds), desc=model_name, unit="seed")
+            by_unit = executor.run(units, data, done=lambda unit: bar.update(len(unit.seeds)))
+            records = [record for unit_records in by_unit for record in unit_records]
+            for mark in [*marks.values(), *ensemble_marks.values()]:
+                if mark is not None:
+                    shutil.rmtree(mark.folder, ignore_errors=True)
+            if checkpoints is not None and checkpoints.is_dir() and not any(checkpoints.iterdir()):
+                checkpoints.rmdir()
     failed = [r for r in records if r["status"] != "ok"]
     if failed:
         log(f"WARNING {model_name}: {len(failed)} of {len(records)} seeds failed and are recorded as failed: " +
@@ -640,39 +654,25 @@ def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
     return records
 
 
-def _train_chunks(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
-                  chunks: list[list[int]], out_dir: Path, device: torch.device,
-                  marks: Mapping[int, SeedCheckpoint | None], ensemble_marks: Mapping[tuple, SeedCheckpoint | None],
-                  checkpoint_seconds: float) -> list[dict[str, Any]]:
-    """Train every chunk of seeds (one seed each unless ``cfg.ensemble`` > 1), in worker processes
-    when there is more than one worker; the records in the order of the seeds."""
-    workers, threads = plan_workers(cfg, device, len(chunks))
-    bar = progress(total=sum(map(len, chunks)), desc=model_name, unit="seed")
-    if workers == 1:
-        _set_up_process(threads)
-        records = []
-        for chunk in chunks:
-            records += _train_and_save(model_name, hparams, data, cfg, chunk, device, out_dir, True, marks,
-                                       ensemble_marks[tuple(chunk)], checkpoint_seconds)
-            bar.update(len(chunk))
-        return records
-    log(f"{model_name}: {sum(map(len, chunks))} seeds in {workers} processes of {threads} thread(s)"
-        + (f", {cfg.ensemble} seeds trained together" if cfg.ensemble > 1 else ""))
-    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_up_worker,
-                             initargs=(threads, data)) as pool:
-        futures = {pool.submit(_train_and_save, model_name, hparams, None, cfg, chunk, device, out_dir, False,
-                               {s: marks[s] for s in chunk}, ensemble_marks[tuple(chunk)], checkpoint_seconds): i
-                   for i, chunk in enumerate(chunks)}
-        try:
-            for future in as_completed(futures):
-                future.result()  # a failed seed raises here, naming its error
-                bar.update(len(chunks[futures[future]]))
-        except BrokenProcessPool as error:
-            unfinished = [seed for chunk in chunks for seed in chunk if not record_path(out_dir, seed).exists()]
-            raise TrainingInterrupted(
-                f"{model_name}: a worker process died (killed, or out of memory) while training seed(s) "
-                f"{', '.join(map(str, unfinished))}; the seeds written so far are complete. Run the same command "
-                f"again to resume (each unfinished seed from its last checkpoint)") from error
-        by_chunk = {futures[f]: f.result() for f in futures}
-    return [record for i in range(len(chunks)) for record in by_chunk[i]]
+@dataclass(frozen=True)
+class WorkUnit:
+    """One unit of work: one model's chunk of seeds on one data set (one seed, or ``cfg.ensemble``
+    seeds trained together) with its checkpoints; everything :func:`_train_and_save` needs but the
+    data, which each executor hands over its own way (:mod:`replication.executors`). Whatever runs it,
+    a unit trains (or restores) its seeds and writes their files in the same way."""
+
+    model_name: str
+    hparams: Mapping[str, Any]
+    cfg: TrainConfig
+    seeds: tuple[int, ...]
+    device: torch.device
+    out_dir: Path
+    marks: Mapping[int, SeedCheckpoint | None]
+    ensemble_mark: SeedCheckpoint | None
+    checkpoint_seconds: float
+
+    def run(self, data: Processed | None, show_epochs: bool = False) -> list[dict[str, Any]]:
+        """Train the unit's seeds (``data`` None: the copy a local worker process was given) and
+        return their records in the order of its seeds."""
+        return _train_and_save(self.model_name, self.hparams, data, self.cfg, list(self.seeds), self.device,
+                               self.out_dir, show_epochs, self.marks, self.ensemble_mark, self.checkpoint_seconds)

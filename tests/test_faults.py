@@ -288,6 +288,7 @@ BAD_CONFIGURATIONS = [
     (["--set", "train.selection=best"], ["train.selection = 'best'", "'mean', 'main_task'"]),
     (["--set", "train.patience=0"], ["train.patience = 0", "must be >= 1"]),
     (["--set", "train.device=tpu"], ["train.device = 'tpu'", "use auto, cpu"]),
+    (["--set", "train.executor=spark"], ["train.executor = 'spark'", "'local', 'ray'"]),
     (["--set", "train.loss_weights.task1=-1"], ["train.loss_weights.task1 = -1", "must be >= 0"]),
     (["--set", "train.loss_weights.ctr=2"], ["ctr", "not in the data", "task1"]),
     (["--seeds", ""], ["--seeds ''", "e.g. 0-9"]),

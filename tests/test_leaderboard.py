@@ -172,6 +172,7 @@ def test_protocol_hash_is_the_sha256_of_the_canonical_protocol_json():
     (lambda r: r["train"].update(device="cuda"), True),
     (lambda r: r["train"].update(seed_workers=2), True),
     (lambda r: r["train"].update(num_threads=4), True),
+    (lambda r: r["train"].update(executor="ray"), True),
     (lambda r: r["train"].update(eval_batch_size=512), True),
     (lambda r: r["train"].update(loss_weights={"income": 2.0}), True),
     (lambda r: r.update(model="other", seed=5, seconds=99.0), True),

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from benchmarks import core
+from models import list_models
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "data" / "processed" / "census_income_marital"
@@ -81,6 +82,9 @@ def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
     if job["kind"] == "peers":
         runner = runners.RUNNERS[job["library"]]
         return runner(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"], job["seed"])
+    if job["kind"] == "together":
+        return runners.run_project_together(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"],
+                                            job["seed"], int(job["together"]))
     if job["kind"] == "scaling":
         return runners.run_project_scaling(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"],
                                            job["seed"], job["label"])
@@ -296,9 +300,31 @@ def scaling(ctx: Context) -> SectionResult:
     return SectionResult(text, rows)
 
 
-# The report's sections, in order. The "seeds trained together" section joins this list with the
-# ensemble trainer (benchmarks/README.md).
-SECTIONS: tuple[Section, ...] = (Section("peers", peer_comparison), Section("scaling", scaling))
+def together(ctx: Context) -> SectionResult:
+    """Seeds trained together (``train.ensemble``): epoch time of S seeds as one batched computation
+    against S lone runs, on the full census training split."""
+    args = ctx.args
+    results = []
+    for model in args.together_models:
+        train, hparams = training_setup(args.params, model)
+        for count in args.together:
+            results.append(ctx.measure({"kind": "together", "model": model, "train": train, "hparams": hparams,
+                                        "together": count}))
+    rows = core.together_rows(results)
+    text = (
+        "## Seeds trained together: one batched computation against lone runs\n\n"
+        f"Census, the full training split, sizes from `params.yaml`; S seeds of a model as one ensemble "
+        f"(`train.ensemble: S`, `replication/ensemble.py`: the functions `train_ensemble` runs), one process with "
+        f"{args.threads} torch threads, the median of {args.timed_epochs} timed epochs after {args.warmup_epochs} "
+        f"warm-up epoch(s), validation excluded. S = 1 is a lone run (`train_seed`'s epoch). The speed-up is per "
+        f"seed: one lone run's epoch time over the ensemble's epoch time divided by S (above 1: the ensemble trains "
+        f"each seed faster than S lone runs one after another would).\n\n" + core.together_markdown(rows))
+    return SectionResult(text, rows)
+
+
+# The report's sections, in order.
+SECTIONS: tuple[Section, ...] = (Section("peers", peer_comparison), Section("scaling", scaling),
+                                 Section("together", together))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -361,6 +387,14 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
 # Command line
 
 
+def parse_counts(text: str) -> list[int]:
+    """``1,4,10`` -> [1, 4, 10]: positive integers."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: use positive integers, comma-separated")
+    return [int(part) for part in parts]
+
+
 def parse_rows(text: str) -> list[int]:
     """``50000,100000,all`` -> [50000, 100000, 0] (0: the whole training split)."""
     out = []
@@ -405,6 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="census training rows for the scaling section ('all' = the whole split)")
     p.add_argument("--synthetic-rows", type=int, default=1_400_000, help="synthetic training rows (0: none)")
     p.add_argument("--synthetic-dim", type=int, default=100)
+    p.add_argument("--together", type=parse_counts, default=[1, 4, 10],
+                   help="seeds trained together, comma-separated (1: a lone run)")
+    p.add_argument("--together-models", type=parse_choice(list_models()), default=list_models(),
+                   help="models of the seeds-together section (default: every registered model)")
     p.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     return p

@@ -289,6 +289,35 @@ def scaling_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return markdown_table(headers, cells)
 
 
+def together_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One tidy row per (model, seeds trained together): seconds per epoch of the whole ensemble, per
+    seed, and the speed-up per seed over the same model's lone run (``together`` = 1) when measured."""
+    lone = {r["model"]: median_seconds(r["epoch_seconds"]) for r in results if r["together"] == 1}
+    rows = []
+    for r in results:
+        median = median_seconds(r["epoch_seconds"])
+        per_seed = median / r["together"]
+        rows.append({
+            "section": "together", "model": r["model"], "library": PROJECT, "version": r.get("version", ""),
+            "together": r["together"], "seconds_per_epoch": median, "seconds_per_seed_epoch": per_seed,
+            "epoch_seconds": ";".join(f"{s:.4f}" for s in r["epoch_seconds"]),
+            "speedup_per_seed": lone[r["model"]] / per_seed if r["model"] in lone else None,
+            "peak_rss_mb": r["peak_rss_mb"], "n_parameters": r["n_parameters"], "others_cores": r.get("others_cores"),
+            "attempts": r.get("attempts"),
+        })
+    return rows
+
+
+def together_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    headers = ["model", "seeds together", "s/epoch (median, all seeds)", "timed epochs (s)", "s per seed-epoch",
+               "per-seed speed-up over one lone run", "peak RSS (MB)", "other jobs (cores)"]
+    cells = [[MODELS.get(r["model"], r["model"]), str(r["together"]), fmt(r["seconds_per_epoch"], 2),
+              ", ".join(f"{float(s):.2f}" for s in r["epoch_seconds"].split(";")), fmt(r["seconds_per_seed_epoch"], 3),
+              fmt(r["speedup_per_seed"], 2) + ("x" if r["speedup_per_seed"] is not None else ""),
+              fmt(r["peak_rss_mb"], 0), fmt(r.get("others_cores"), 2)] for r in rows]
+    return markdown_table(headers, cells)
+
+
 def csv_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every key of every row, in first-seen order: sections share one CSV with a ``section`` column."""
     columns: dict[str, None] = {}

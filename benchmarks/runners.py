@@ -22,7 +22,7 @@ from models import create_model
 from replication.data.processed import Processed, Split
 from replication.metrics import auc
 from replication.seeding import seed_everything
-from replication.train import TrainConfig, evaluate, joint_loss, predict
+from replication.train import TrainConfig, evaluate, loss_weight_schedule, predict, train_epoch
 
 
 def set_up_process(threads: int) -> None:
@@ -49,10 +49,10 @@ def result(library: str, model: str, rows: int, seconds: list[float], n_paramete
 
 
 class ProjectTrainer:
-    """``replication.train.train_seed``'s set-up and epoch loop, statement for statement, without
-    the validation, model selection and checkpoints that follow each epoch there (no library's
-    validation pass is timed). ``tests/test_bench.py`` checks that it reproduces ``train_seed``'s
-    training losses and test predictions exactly, so what is timed is what the project runs."""
+    """``replication.train.train_seed``'s set-up and its epoch (``replication.train.train_epoch``,
+    the function the trainer calls), without the validation, model selection and checkpoints that
+    follow each epoch there (no library's validation pass is timed). ``tests/test_bench.py`` checks
+    that it reproduces ``train_seed``'s training losses and test predictions exactly."""
 
     def __init__(self, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seed: int,
                  device: torch.device = torch.device("cpu")) -> None:
@@ -62,8 +62,7 @@ class ProjectTrainer:
         self.model = create_model(model_name, data.schema, **hparams).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.shuffle = torch.Generator(device=device).manual_seed(seed)
-        self.w0 = torch.tensor([cfg.loss_weights.get(t.name, 1.0) for t in self.tasks], device=device)
-        self.gamma = torch.tensor([cfg.loss_weight_decay.get(t.name, 1.0) for t in self.tasks], device=device)
+        self.w0, self.gamma = loss_weight_schedule(cfg, self.tasks, device)
         self.train = data.splits["train"].to(device)
         self.device = device
         self.epochs_run = 0
@@ -71,23 +70,11 @@ class ProjectTrainer:
     def run_epoch(self) -> float:
         """One epoch over the training split; returns its mean training loss."""
         epoch = self.epochs_run + 1
-        model, optimizer, train, cfg, tasks = self.model, self.optimizer, self.train, self.cfg, self.tasks
         weights = self.w0 * self.gamma ** (epoch - 1)
-        order = torch.randperm(train.rows, generator=self.shuffle, device=self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        for start in range(0, train.rows, cfg.batch_size):
-            idx = order[start:start + cfg.batch_size]
-            out = model(train.x_cat[idx], train.x_num[idx])
-            loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
-            penalty = model.regularization()
-            if penalty is not None:
-                loss = loss + penalty
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(idx)
+        order = torch.randperm(self.train.rows, generator=self.shuffle, device=self.device)
+        loss_sum = train_epoch(self.model, self.model, self.optimizer, self.train, order, self.tasks, weights, self.cfg)
         self.epochs_run = epoch
-        return float(loss_sum) / train.rows
+        return float(loss_sum) / self.train.rows
 
     def predict(self, split: Split) -> np.ndarray:
         return predict(self.model, split.to(self.device), self.tasks, self.cfg.eval_batch_size)
@@ -121,6 +108,36 @@ def run_project_scaling(model: str, hparams: Mapping[str, Any], data: Processed,
                  sum(p.numel() for p in trainer.model.parameters()), tensor_mb=trainer.tensor_mb(data), data=label)
     out["epochs_trained"] = trainer.epochs_run
     return out
+
+
+def run_project_together(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
+                         timed: int, seed: int, together: int) -> dict[str, Any]:
+    """Epoch times of ``together`` seeds trained as one ensemble (``replication.ensemble``: the
+    functions ``train_ensemble`` runs), or of one lone run when ``together`` is 1."""
+    from dataclasses import replace
+
+    from replication.ensemble import build_ensemble, ensemble_epoch
+
+    if together == 1:
+        trainer = ProjectTrainer(model, hparams, data, cfg, seed)
+        seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
+        n_parameters = sum(p.numel() for p in trainer.model.parameters())
+    else:
+        cfg = replace(cfg, ensemble=together)
+        seeds, device = list(range(seed, seed + together)), torch.device("cpu")
+        models, template, stack, step_loss = build_ensemble(model, hparams, data, cfg, seeds, device)
+        shuffles = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+        train = data.splits["train"]
+        w0, gamma = loss_weight_schedule(cfg, data.tasks, device)
+        template.train()
+
+        def epoch(k: int) -> None:
+            orders = torch.stack([torch.randperm(train.rows, generator=g, device=device) for g in shuffles])
+            ensemble_epoch(step_loss, stack, train, orders, w0 * gamma ** k, cfg)
+
+        seconds = time_epochs(epoch, warmup, timed)
+        n_parameters = sum(p.numel() for p in models[0].parameters())
+    return result(PROJECT, model, data.splits["train"].rows, seconds, n_parameters, together=together)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -147,7 +147,8 @@ def _figures(args: argparse.Namespace) -> None:
     from replication.report import write_report
 
     write_report(Path(args.out), census=args.census, census_stats=args.census_stats, experts=args.experts,
-                 sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs, group2_runs=args.group2_runs)
+                 sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs, group2_runs=args.group2_runs,
+                 synthetic_experts=args.synthetic_experts)
 
 
 def _profile_overrides(args: argparse.Namespace) -> None:
@@ -273,6 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run-record folder (repeatable): MMoE's best-run table, the runs' protocol and hardware")
     p.add_argument("--synthetic-runs", type=Path, default=None,
                    help="the sweep's run-record folder, one sub-folder per correlation (MMoE Fig. 4 training curves)")
+    p.add_argument("--synthetic-experts", type=Path, default=None,
+                   help="expert-utilization CSV of `experts` on one synthetic correlation's runs (Fig. 8, synthetic)")
     p.add_argument("--group2-runs", action="append", type=Path, default=[],
                    help="run-record folder of the second census task group, education-marital (repeatable): "
                         "MMoE Table 2")

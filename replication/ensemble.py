@@ -80,6 +80,43 @@ class Stack:
                 .detach().clone() for k in keys}
 
 
+def build_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seeds: list[int],
+                   device: torch.device):
+    """The seeds' models (built as lone runs build them), the meta-device template that runs any
+    seed's parameters, their :class:`Stack`, and the batched step: (stacked params, buffers, x_cat,
+    x_num, y of shape (seeds, batch, ...), task weights) -> (seeds,) losses."""
+    models = []
+    for seed in seeds:
+        seed_everything(seed)
+        models.append(create_model(model_name, data.schema, **hparams).to(device))
+    template = _WithPenalty(copy.deepcopy(models[0]).to("meta"))
+    params, buffers = stack_module_state([_WithPenalty(m) for m in models])
+    tasks = data.tasks
+
+    def loss_of(p, b, x_cat, x_num, y, weights):
+        outputs, penalty = functional_call(template, (p, b), (x_cat, x_num))
+        return joint_loss(outputs, y, tasks, weights) + penalty
+
+    step_loss = vmap(loss_of, in_dims=(0, 0, 0, 0, 0, None))
+    return models, template, Stack(params, buffers, cfg), torch.compile(step_loss) if cfg.compile else step_loss
+
+
+def ensemble_epoch(step_loss, stack: Stack, train: Split, orders: torch.Tensor, weights: torch.Tensor,
+                   cfg: TrainConfig) -> torch.Tensor:
+    """One pass of every stacked seed over ``train``, seed k's batches taken in ``orders[k]``; one
+    Adam step per batch. Returns each seed's loss summed over rows, on the device."""
+    loss_sum = torch.zeros(orders.shape[0], device=orders.device)
+    for start in range(0, train.rows, cfg.batch_size):
+        idx = orders[:, start:start + cfg.batch_size]
+        with autocast(cfg.precision, orders.device):
+            losses = step_loss(stack.params, stack.buffers, train.x_cat[idx], train.x_num[idx], train.y[idx], weights)
+        stack.optimizer.zero_grad(set_to_none=True)
+        losses.sum().backward()
+        stack.optimizer.step()
+        loss_sum += losses.detach() * idx.shape[1]
+    return loss_sum
+
+
 def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
                    seeds: list[int], device: torch.device, show_epochs: bool = True,
                    checkpoint: SeedCheckpoint | None = None,
@@ -88,14 +125,8 @@ def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed,
     in the order of ``seeds``. ``checkpoint`` holds the whole ensemble's state (see train_seed)."""
     started = time.perf_counter()
     tasks = data.tasks
-    models = []
-    for seed in seeds:
-        seed_everything(seed)
-        models.append(create_model(model_name, data.schema, **hparams).to(device))
+    models, template, stack, step_loss = build_ensemble(model_name, hparams, data, cfg, seeds, device)
     keys = list(models[0].state_dict())
-    template = _WithPenalty(copy.deepcopy(models[0]).to("meta"))
-    params, buffers = stack_module_state([_WithPenalty(m) for m in models])
-    stack = Stack(params, buffers, cfg)
     shuffles = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
     w0, gamma = loss_weight_schedule(cfg, tasks, device)
     train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
@@ -118,13 +149,6 @@ def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed,
         first_epoch, seconds_before = saved["epoch"] + 1, saved["seconds"]
         log(f"{model_name} seeds {seeds}: resuming after epoch {saved['epoch']} from {checkpoint.folder}")
 
-    def loss_of(p, b, x_cat, x_num, y, weights):
-        outputs, penalty = functional_call(template, (p, b), (x_cat, x_num))
-        return joint_loss(outputs, y, tasks, weights) + penalty
-
-    step_loss = vmap(loss_of, in_dims=(0, 0, 0, 0, 0, None))
-    if cfg.compile:
-        step_loss = torch.compile(step_loss)
     last_saved = time.perf_counter()
     epochs = progress(range(first_epoch, cfg.max_epochs + 1), desc=f"{model_name} seeds {seeds[0]}-{seeds[-1]}",
                       unit="epoch", leave=False, disable=not show_epochs)
@@ -133,16 +157,8 @@ def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed,
             break
         weights = w0 * gamma ** (epoch - 1)
         orders = torch.stack([torch.randperm(train.rows, generator=shuffles[i], device=device) for i in alive])
-        loss_sum = torch.zeros(len(alive), device=device)
         template.train()
-        for start in range(0, train.rows, cfg.batch_size):
-            idx = orders[:, start:start + cfg.batch_size]
-            with autocast(cfg.precision, device):
-                losses = step_loss(stack.params, stack.buffers, train.x_cat[idx], train.x_num[idx], train.y[idx], weights)
-            stack.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
-            stack.optimizer.step()
-            loss_sum += losses.detach() * idx.shape[1]
+        loss_sum = ensemble_epoch(step_loss, stack, train, orders, weights, cfg)
         train_losses = (loss_sum / train.rows).tolist()  # one host synchronisation per epoch
         predictions = _predict(template, stack, val, tasks, cfg)
         keep = []

@@ -79,6 +79,8 @@ TABLE_INPUTS = {
     "experts": TableInput("--experts", tuple(EXPERT_COLUMNS), "python -m replication experts",
                           ("model", "seed", "level", "gate", "expert")),
     "sweep": TableInput("--sweep", SWEEP_COLUMNS, "python -m replication sweep", ("correlation", "model", "task")),
+    "synthetic_experts": TableInput("--synthetic-experts", tuple(EXPERT_COLUMNS), "python -m replication experts",
+                                    ("model", "seed", "level", "gate", "expert")),
 }
 OPTIONS = {name: spec.option for name, spec in TABLE_INPUTS.items()} | {
     "records": "--runs", "synthetic_records": "--synthetic-runs", "group2_records": "--group2-runs"}
@@ -133,6 +135,7 @@ class Inputs:
     census: pd.DataFrame | None = None
     comparisons: pd.DataFrame | None = None
     experts: pd.DataFrame | None = None
+    synthetic_experts: pd.DataFrame | None = None  # expert utilization on one synthetic correlation
     sweep: pd.DataFrame | None = None
     records: list[dict] | None = None
     synthetic_records: list[dict] | None = None
@@ -165,15 +168,16 @@ def load_synthetic_records(root: Path) -> list[dict]:
 
 def load_inputs(census: Path | None = None, census_stats: Path | None = None, experts: Path | None = None,
                 sweep: Path | None = None, runs: Sequence[Path] = (), synthetic_runs: Path | None = None,
-                group2_runs: Sequence[Path] = ()) -> Inputs:
+                group2_runs: Sequence[Path] = (), synthetic_experts: Path | None = None) -> Inputs:
     """Read and check every given input before anything is drawn; the run records must agree with
     the census table, the statistics with it, and the synthetic run records with the sweep table, on
     every row they share."""
-    if not any([census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs]):
+    if not any([census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs, synthetic_experts]):
         raise ConfigError("nothing to draw: give at least one of --census, --census-stats, --experts, --sweep, --runs, "
-                          "--synthetic-runs, --group2-runs")
+                          "--synthetic-runs, --group2-runs, --synthetic-experts")
     inputs = Inputs()
-    given = {"census": census, "comparisons": census_stats, "experts": experts, "sweep": sweep}
+    given = {"census": census, "comparisons": census_stats, "experts": experts, "sweep": sweep,
+             "synthetic_experts": synthetic_experts}
     for name, path in given.items():
         if path:
             spec = TABLE_INPUTS[name]
@@ -581,15 +585,22 @@ def expert_usage(experts: pd.DataFrame) -> pd.DataFrame:
         mean=("mean", "mean"), std=("std", "mean"), n_seeds=("seed", "nunique"))
 
 
-def experts_figure(experts: pd.DataFrame) -> Drawing:
+def experts_figure(experts: pd.DataFrame, data: str = "census test data", stem: str = "fig8_expert_utilization") -> Drawing:
     figure = figures.expert_utilization(expert_usage(experts), y_label="gate weight on the test set")
     seeds = sorted(set(experts.groupby("model")["seed"].nunique()))
-    caption = ("PLE Fig. 8: expert utilization on census test data. Each panel is one gate; bars: the mean over "
+    caption = (f"PLE Fig. 8: expert utilization on {data}. Each panel is one gate; bars: the mean over "
                f"{'/'.join(map(str, seeds))} seeds of the gate's mean weight on each expert, error bars: the mean over "
                "seeds of its standard deviation over test rows. Experts of one kind are interchangeable between "
                "seeds (expert k of one seed is not expert k of another), so averaging over seeds spreads weight "
                "that a single run concentrates.")
-    return Drawing("fig8_expert_utilization", caption, figure)
+    return Drawing(stem, caption, figure)
+
+
+def synthetic_experts_figure(experts: pd.DataFrame) -> Drawing:
+    """PLE Fig. 8 on one synthetic correlation (the runs `--synthetic-experts` was made from; the
+    pipeline's `experts_synthetic` stage reads p = 0.5, the correlation both papers show)."""
+    return experts_figure(experts, data="synthetic test data (one task correlation, p = 0.5 in the pipeline)",
+                          stem="fig8_expert_utilization_synthetic")
 
 
 # ---------------------------------------------------------------------------------------------- claims
@@ -649,6 +660,7 @@ ARTIFACTS = (
     Artifact("MMoE Figs. 3-4 (loss by correlation)", "sweep", loss_figure),
     Artifact("MMoE Fig. 4 (training curves)", "synthetic_records", curves_figure),
     Artifact("PLE Fig. 8 (expert utilization)", "experts", experts_figure),
+    Artifact("PLE Fig. 8 (expert utilization, synthetic)", "synthetic_experts", synthetic_experts_figure),
 )
 SAVE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
 
@@ -721,6 +733,11 @@ def protocol_lines(inputs: Inputs) -> list[str]:
     if inputs.experts is not None:
         experts = inputs.experts
         lines.append(f"- Expert utilization ({inputs.paths['experts']}): models "
+                     f"{', '.join(figures.ordered_models(experts['model']))}, seeds "
+                     f"{' '.join(map(str, sorted(set(experts['seed']))))}.")
+    if inputs.synthetic_experts is not None:
+        experts = inputs.synthetic_experts
+        lines.append(f"- Expert utilization on synthetic data ({inputs.paths['synthetic_experts']}): models "
                      f"{', '.join(figures.ordered_models(experts['model']))}, seeds "
                      f"{' '.join(map(str, sorted(set(experts['seed']))))}.")
     lines.append(f"- Model selection on validation only; `significant` = Holm-adjusted paired t-test p < {ALPHA}.")
@@ -808,10 +825,11 @@ def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], ski
 
 def write_report(out_dir: Path, census: Path | None = None, census_stats: Path | None = None,
                  experts: Path | None = None, sweep: Path | None = None, runs: Sequence[Path] = (),
-                 synthetic_runs: Path | None = None, group2_runs: Sequence[Path] = ()) -> list[Path]:
+                 synthetic_runs: Path | None = None, group2_runs: Sequence[Path] = (),
+                 synthetic_experts: Path | None = None) -> list[Path]:
     """Every table and figure the given inputs allow, and ``REPORT.md``, into ``out_dir``; returns the
     paths written. Inputs are all checked before anything is written."""
-    inputs = load_inputs(census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs)
+    inputs = load_inputs(census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs, synthetic_experts)
     made, skipped, written = [], [], []
     for artifact in ARTIFACTS:
         data = getattr(inputs, artifact.needs)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmarks import bench, core
-from benchmarks.runners import ProjectTrainer
+from benchmarks.runners import ProjectTrainer, run_project_together
 from replication.data.processed import Processed, Split
 from replication.data.synthetic import SyntheticConfig, generate_arrays
 from replication.train import TrainConfig, train_seed
@@ -365,9 +365,30 @@ def test_parse_rows() -> None:
 
 
 def test_sections_are_named_functions_in_order() -> None:
-    assert [s.name for s in bench.SECTIONS] == ["peers", "scaling"]
+    assert [s.name for s in bench.SECTIONS] == ["peers", "scaling", "together"]
     assert all(callable(s.run) for s in bench.SECTIONS)
 
 
 def test_the_benchmark_modules_do_not_import_the_peers() -> None:
     assert "torch_rechub" not in sys.modules and "deepctr_torch" not in sys.modules
+
+
+def test_seeds_together_rows_give_the_per_seed_speed_up_over_one_lone_run():
+    results = [
+        {"model": "mmoe", "together": 1, "epoch_seconds": [1.0, 1.2, 1.1], "peak_rss_mb": 500, "n_parameters": 10},
+        {"model": "mmoe", "together": 4, "epoch_seconds": [4.0, 4.4, 3.6], "peak_rss_mb": 600, "n_parameters": 10},
+        {"model": "ple", "together": 10, "epoch_seconds": [10.0, 8.0, 9.0], "peak_rss_mb": 700, "n_parameters": 20},
+    ]
+    rows = {(r["model"], r["together"]): r for r in core.together_rows(results)}
+    assert rows[("mmoe", 1)]["speedup_per_seed"] == pytest.approx(1.0)
+    assert rows[("mmoe", 4)]["seconds_per_seed_epoch"] == pytest.approx(1.0)
+    assert rows[("mmoe", 4)]["speedup_per_seed"] == pytest.approx(1.1)  # a lone epoch 1.1 s, 1.0 s per seed together
+    assert rows[("ple", 10)]["speedup_per_seed"] is None  # no lone run measured
+    text = core.together_markdown(list(rows.values()))
+    assert "| MMoE | 4 | 4.00 | 4.00, 4.40, 3.60 | 1.000 | 1.10x |" in text
+
+
+def test_an_ensemble_epoch_of_the_bench_runs_the_ensemble_trainer():
+    out = run_project_together("mmoe", {"expert_units": [8], "tower_units": [4]}, tiny_data(),
+                                       TrainConfig(batch_size=512), warmup=0, timed=1, seed=0, together=3)
+    assert out["together"] == 3 and len(out["epoch_seconds"]) == 1 and out["epoch_seconds"][0] > 0

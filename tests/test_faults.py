@@ -90,9 +90,15 @@ def train_args(workspace: Path, out: Path, *extra: str) -> list[str]:
 
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """``python -m replication ARGS`` in a fresh process (a signal there does not reach pytest)."""
+    """``python -m replication ARGS`` in a fresh process (a signal there does not reach pytest), with
+    SIGINT's default disposition: a shell runs background jobs with SIGINT ignored, and Python then
+    never turns SIGINT into KeyboardInterrupt, which the SIGINT case needs."""
     return subprocess.run([sys.executable, "-m", "replication", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600)
+                          env={**os.environ, **(env or {})}, timeout=600, preexec_fn=_default_sigint)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def records_without_seconds(folder: Path) -> dict[str, dict]:

@@ -70,6 +70,7 @@ def inputs(tmp_path_factory):
     aggregate(root / "runs", root / "census")
     write_stats(root / "runs", root / "stats", references=("single_task", "ple"))
     write_experts(root / "runs", root / "experts.csv")
+    write_experts(root / "runs", root / "synthetic_experts.csv")  # any experts table: the figure draws what it is given
     for row in sweep_runs_table().drop_duplicates(["correlation", "model", "seed"]).itertuples(index=False):
         record = synthetic_record(row.correlation, row.model, row.seed, row.value)
         write_json(root / "synthetic" / f"p{row.correlation:g}" / row.model / f"seed_{row.seed}.json", record)
@@ -124,7 +125,8 @@ def sweep_runs_table(seeds=range(3)) -> pd.DataFrame:
 def cli_args(root, out, *, runs=True):
     args = ["figures", "--census", str(root / "census.csv"), "--census-stats", str(root / "stats"),
             "--experts", str(root / "experts.csv"), "--sweep", str(root / "sweep.csv"),
-            "--synthetic-runs", str(root / "synthetic"), "--group2-runs", str(root / "group2"), "--out", str(out)]
+            "--synthetic-runs", str(root / "synthetic"), "--group2-runs", str(root / "group2"),
+            "--synthetic-experts", str(root / "synthetic_experts.csv"), "--out", str(out)]
     return args + (["--runs", str(root / "runs")] if runs else [])
 
 
@@ -531,7 +533,8 @@ def test_synthetic_verdicts_on_a_sweep_table_built_from_records():
 
 def test_every_artifact_is_written(produced):
     stems = ["table5_census", "mmoe_table1_census", "mmoe_table2_census", "fig3_seesaw", "fig7_correlation_gain",
-             "mmoe_fig3_loss_vs_correlation", "mmoe_fig4_training_curves", "fig8_expert_utilization"]
+             "mmoe_fig3_loss_vs_correlation", "mmoe_fig4_training_curves", "fig8_expert_utilization",
+             "fig8_expert_utilization_synthetic"]
     names = {p.name for p in produced.iterdir()}
     for stem in stems[:3]:
         assert {f"{stem}.csv", f"{stem}.md", f"{stem}.tex"} <= names
@@ -547,6 +550,8 @@ def test_every_artifact_is_written(produced):
     assert "- Synthetic run records (" in text and "36 runs, correlations 0.2, 0.5, 1; models single_task, " in text
     assert "## Not produced" not in text
     assert "## MMoE Table 2 (best run, education-marital)" in text
+    assert "PLE Fig. 8: expert utilization on synthetic test data (one task correlation" in text
+    assert "- Expert utilization on synthetic data (" in text
     assert "- Second task group's run records (" in text and f"{2 * len(SEEDS)} runs of census-income-kdd education-marital, {len(SEEDS)} seeds each" in text
     table2 = pd.read_csv(produced / "mmoe_table2_census.csv").set_index("model")
     assert table2.loc["mmoe", "education_paper_mmoe_table2_best"] == pytest.approx(0.8860)

@@ -421,6 +421,8 @@ def test_missing_inputs_are_skipped_with_a_logged_line(inputs, tmp_path, capsys)
     assert "skipping PLE Fig. 7 (MTL gain by correlation): --sweep not given" in err
     assert "skipping PLE Table 5 (census): --census not given" in err
     assert "skipping MMoE Fig. 4 (training curves): --synthetic-runs not given" in err
+    assert ("skipping MMoE Table 2 (best run, education-marital): --group2-runs not given (`make reproduce-zoo` "
+            "trains that task group and writes the table into paper_figures/zoo/)") in err
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "REPORT.md", "fig8_expert_utilization.pdf", "fig8_expert_utilization.png"]
     text = (tmp_path / "REPORT.md").read_text()

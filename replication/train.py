@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import inspect
 import json
@@ -270,9 +271,11 @@ class SeedCheckpoint:
         self.epoch_file.unlink(missing_ok=True)
 
 
+@functools.lru_cache(maxsize=None)
 def training_code_digest(model_name: str) -> str:
-    """SHA-256 over the sources that decide a run's numbers: this trainer and the ensemble trainer, the metrics, the seeding,
-    the processed-data loader, every file of the model zoo and the file of the model's class."""
+    """SHA-256 over the sources that decide a run's numbers: this trainer and the ensemble trainer,
+    the metrics, the seeding, the processed-data loader, every file of the model zoo and the file of
+    the model's class. Read once per process and model (every seed's checkpoint key uses it)."""
     from replication import ensemble, metrics, seeding
     from replication.data import processed
 

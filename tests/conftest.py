@@ -14,6 +14,18 @@ MIRROR = (Path(_env_mirror).resolve() if _env_mirror and "://" not in _env_mirro
           else REPO.parent / "shared" / "datasets" / "census-income-kdd")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module's tests: the machine's cores are shared, and more
+    threads than cores stall. Modules that train ask for it with ``pytestmark``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def census_raw(tmp_path_factory) -> Path:
     """The two raw census files, downloaded (decompressed and verified) from the local mirror once."""

@@ -20,18 +20,10 @@ from replication.data.synthetic import SyntheticConfig, generate_arrays
 from replication.train import TrainConfig, train_seed
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread")
 CARDS = (5, 3, 7)
 N_NUM = 4
 TASKS = ("income", "marital")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The machine's cores are shared: one intra-op thread avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def tiny_data(rows=None, seed: int = 0) -> Processed:

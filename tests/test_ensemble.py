@@ -22,9 +22,10 @@ from models.registry import model_spec
 from replication.ensemble import Stack, train_ensemble
 from replication.io import write_json
 from replication.train import TrainConfig, record_path, train_model, train_seed
-from tests.test_train import CPU, SMALL, config, data, full_data, one_thread  # noqa: F401 (fixtures)
+from tests.test_train import CPU, SMALL, config, data, full_data  # noqa: F401 (fixtures)
 
 SEEDS = [0, 1, 2]
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ensemble_config(**overrides) -> TrainConfig:

@@ -40,6 +40,7 @@ from tests.conftest import MIRROR
 SLICE = {"train": 3000, "validation": 2000, "test": 2000}
 TASKS = ("income", "marital")
 CPU = torch.device("cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = {"expert_units": (16,), "tower_units": (8,)}  # small MMoE, to keep the runs quick
 
 
@@ -51,15 +52,6 @@ def config(**overrides) -> TrainConfig:
 
 def mean_val_auc(entry: dict) -> float:
     return float(np.mean([entry["validation"][t]["auc"] for t in TASKS]))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """The machine's cores are shared: one intra-op thread avoids oversubscription stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

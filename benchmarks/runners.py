@@ -22,7 +22,7 @@ from models import create_model
 from replication.data.processed import Processed, Split
 from replication.metrics import auc
 from replication.seeding import seed_everything
-from replication.train import TrainConfig, evaluate, loss_weight_schedule, predict, train_epoch
+from replication.train import TrainConfig, evaluate, loss_weight_schedule, make_optimizer, predict, train_epoch
 
 
 def set_up_process(threads: int) -> None:
@@ -60,7 +60,7 @@ class ProjectTrainer:
         self.cfg = cfg
         seed_everything(seed)
         self.model = create_model(model_name, data.schema, **hparams).to(device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(self.model.parameters(), cfg)
         self.shuffle = torch.Generator(device=device).manual_seed(seed)
         self.w0, self.gamma = loss_weight_schedule(cfg, self.tasks, device)
         self.train = data.splits["train"].to(device)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from models.base import SHARED, MTLModel, expert_labels
-from models.layers import ExpertGroup, Gate, mix
+from models.layers import ExpertGroup, Gate, linear_by_input, mix
 from models.registry import register_model
 
 
@@ -61,13 +61,23 @@ class ExtractionLayer(nn.Module):
     def forward(
         self, task_inputs: dict[str, torch.Tensor], shared_input: torch.Tensor
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor | None, dict[str, torch.Tensor]]:
-        shared = self.shared_experts(shared_input)  # (batch, m_s, dim)
-        own = {t: self.task_experts[t](task_inputs[t]) for t in self.task_names}  # (batch, m_k, dim)
-        gates = {t: self.task_gates[t](task_inputs[t]) for t in self.task_names}
+        names = self.task_names
+        # Every first layer and gate of the level as one matrix product per input (linear_by_input):
+        # on level 1 all of them read the embedding; later levels read each task's and the shared input.
+        calls = [(shared_input, self.shared_experts.first)]
+        calls += [(task_inputs[t], self.task_experts[t].first) for t in names]
+        calls += [(task_inputs[t], self.task_gates[t].linear) for t in names]
+        if self.shared_gate is not None:
+            calls.append((shared_input, self.shared_gate.linear))
+        first = linear_by_input(calls)
+        n = len(names)
+        shared = self.shared_experts.activate(first[0])  # (batch, m_s, dim)
+        own = {t: self.task_experts[t].activate(first[1 + i]) for i, t in enumerate(names)}  # (batch, m_k, dim)
+        gates = {t: self.task_gates[t].activate(first[1 + n + i]) for i, t in enumerate(names)}
         outputs = {t: mix(gates[t], torch.cat([own[t], shared], dim=1)) for t in self.task_names}
         shared_output = None
         if self.shared_gate is not None:
-            gates[SHARED] = self.shared_gate(shared_input)
+            gates[SHARED] = self.shared_gate.activate(first[-1])
             every_expert = torch.cat([*(own[t] for t in self.task_names), shared], dim=1)
             shared_output = mix(gates[SHARED], every_expert)
         return outputs, shared_output, gates

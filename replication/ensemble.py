@@ -35,7 +35,7 @@ from replication.progress import log, progress
 from replication.seeding import rng_state, seed_everything, set_rng_state
 from replication.train import (
     SeedCheckpoint, TrainConfig, autocast, diverged, evaluate, finish_seed, joint_loss, loss_weight_schedule,
-    selection_groups, selection_score, stopped, to_predictions,
+    make_optimizer, selection_groups, selection_score, stopped, to_predictions,
 )
 
 
@@ -60,7 +60,7 @@ class Stack:
                  optimizer_state: dict | None = None) -> None:
         self.params = {name: p.detach().clone().requires_grad_(True) for name, p in params.items()}
         self.buffers = buffers
-        self.optimizer = torch.optim.Adam(self.params.values(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(self.params.values(), cfg)
         if optimizer_state is not None:
             self.optimizer.load_state_dict(optimizer_state)
 

@@ -4,7 +4,7 @@
 The protocol is what decides the numbers: the record format, the data (data set, task group, split
 seed, content hash), the tasks with their metrics, and the training configuration. Left out are the
 keys that only decide how a run executes (:data:`EXECUTION_KEYS`: device, worker processes, threads,
-evaluation batch size, seeds trained together, precision, compilation, executor) and the loss weighting
+evaluation batch size, seeds trained together, precision, compilation, executor, fused Adam) and the loss weighting
 (:data:`LOSS_WEIGHTING_KEYS`), which the leaderboard shows in a column of its own so that weightings
 of one protocol share a table.
 """
@@ -16,7 +16,7 @@ import json
 from typing import Any, Mapping
 
 EXECUTION_KEYS = ("device", "seed_workers", "num_threads", "eval_batch_size", "ensemble", "precision", "compile",
-                  "executor")
+                  "executor", "fused_adam")
 LOSS_WEIGHTING_KEYS = ("loss_weights", "loss_weight_decay")
 HASH_LENGTH = 16  # hex characters of the SHA-256
 

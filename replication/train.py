@@ -79,6 +79,7 @@ class TrainConfig:
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: forward passes autocast to bfloat16, losses in fp32
     compile: bool = False  # torch.compile the model's forward (the ensemble's batched step)
     executor: Literal["local", "ray"] = "local"  # where the units of work run (replication.executors)
+    fused_adam: bool = False  # Adam's fused kernel (one per step for all parameters; rounds differently)
 
     def validate(self, where: str) -> None:
         require(self.lr > 0, where, "lr", self.lr, "must be > 0")
@@ -315,7 +316,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
     seed_everything(seed)
     model = create_model(model_name, data.schema, **hparams).to(device)
     step_model = torch.compile(model) if cfg.compile else model
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = make_optimizer(model.parameters(), cfg)
     shuffle = torch.Generator(device=device).manual_seed(seed)
     w0, gamma = loss_weight_schedule(cfg, tasks, device)
     train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
@@ -361,6 +362,12 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
             last_saved = time.perf_counter()
     return finish_seed(model_name, hparams, model, groups, history, failure, data, cfg, seed, device,
                        seconds_before + time.perf_counter() - started)
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Adam:
+    """The trainer's optimizer: Adam with ``cfg``'s learning rate and weight decay; with
+    ``cfg.fused_adam``, its fused kernel (one per step for all parameters, not a loop over them)."""
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=cfg.fused_adam or None)
 
 
 def train_epoch(model: torch.nn.Module, step_model: torch.nn.Module, optimizer: torch.optim.Optimizer, train: Split,

@@ -35,6 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO / "data" / "processed" / "census_income_marital"
 DEFAULT_PARAMS = REPO / "params.yaml"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
+DEFAULT_RUNS = REPO / "results" / "runs" / "census_income_marital"
 PEER_MODULES = {core.TORCH_RECHUB: "torch_rechub", core.DEEPCTR_TORCH: "deepctr_torch"}
 SYNTHETIC_CORRELATION = 0.5
 BUSY_LOAD = 1.0  # a 1-minute load average from which the bench warns that the cores are shared
@@ -81,7 +82,8 @@ def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
     data = load_job_data(job)
     if job["kind"] == "peers":
         runner = runners.RUNNERS[job["library"]]
-        return runner(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"], job["seed"])
+        out = runner(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"], job["seed"])
+        return {**out, "profile": job.get("profile", core.DEFAULT_PROFILE)}
     if job["kind"] == "together":
         return runners.run_project_together(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"],
                                             job["seed"], int(job["together"]))
@@ -236,31 +238,44 @@ def peer_comparison(ctx: Context) -> SectionResult:
     if missing:
         raise BenchError(f"{', '.join(missing)} not installed in this environment; `make bench` installs them "
                          f"(pyproject.toml's `bench` extra: pip install -c requirements.lock -e '.[bench]')")
+    for profile in args.project_profiles:
+        if profile != core.DEFAULT_PROFILE:
+            try:
+                training_setup(args.params, args.models[0], profile=profile)
+            except ValueError as error:  # ConfigError: no such profile in params.yaml
+                raise BenchError(f"--project-profiles: {error}") from None
     results = []
     for model in args.models:
-        train, hparams = training_setup(args.params, model)
         for library in args.libraries:
-            results.append(ctx.measure({"kind": "peers", "library": library, "model": model, "train": train,
-                                        "hparams": hparams}))
+            for profile in args.project_profiles if library == core.PROJECT else [core.DEFAULT_PROFILE]:
+                train, hparams = training_setup(args.params, model,
+                                                profile=None if profile == core.DEFAULT_PROFILE else profile)
+                results.append(ctx.measure({"kind": "peers", "library": library, "model": model, "train": train,
+                                            "hparams": hparams, "profile": profile}))
     rows = core.comparison_rows(results)
     tasks = [t["name"] for t in ctx.schema["tasks"]]
     train_rows = ctx.schema["splits"]["train"]["rows"]
     test_rows = ctx.schema["splits"]["test"]["rows"]
-    epochs = args.warmup_epochs + args.timed_epochs
+    patience = training_setup(args.params, args.models[0])[0]["patience"]
     text = (
         f"## Seconds per epoch and test AUC: this project, torch-rechub and deepctr-torch\n\n"
         f"Census income + marital, the full training split ({train_rows:,} rows; test {test_rows:,} rows), batch size "
         f"{training_setup(args.params, args.models[0])[0]['batch_size']}, Adam, "
         f"sizes from `params.yaml`. One epoch is one pass over the training rows (forward, loss, backward, optimizer "
         f"step), validation excluded for everyone; the median of {args.timed_epochs} timed epochs after "
-        f"{args.warmup_epochs} warm-up epoch(s). Test AUC after those {epochs} epochs (seed {args.seed}, one seed), "
-        f"by this project's AUC on each library's own test predictions. `peer / ours` is the peer's median epoch time "
-        f"over this project's for the same model. Each row ran in its own process with {args.threads} torch threads "
+        f"{args.warmup_epochs} warm-up epoch(s). Every library goes on training under this project's model selection "
+        f"(seed {args.seed}, one seed): after each epoch (untimed) the mean validation AUC over tasks; stop after "
+        f"{patience} epochs without a better one; the test AUC is read at the selected epoch, by this project's AUC "
+        f"on each library's own test predictions. `peer / ours` is the row's median epoch time over this project's "
+        f"default run of the same model"
+        + "".join(f"; `peer / ours ({p})` over its `profiles.{p}` run" for p in args.project_profiles
+                  if p != core.DEFAULT_PROFILE) +
+        f". Each row ran in its own process with {args.threads} torch threads "
         f"and denormals flushed to zero; peak RSS is that process's (data, library and model); tensors: this project's "
         f"data splits, parameters, gradients and Adam state; other jobs: the mean number of cores that other processes "
         f"kept busy while that row ran (about 0 on an idle machine; more means slower, noisier epochs); a row above "
         f"{args.max_other_cores} was measured again, up to {args.retries} times, after waiting for a quiet machine (the "
-        f"CSV's `attempts`). Differences between the libraries' models: "
+        f"CSV's `attempts`). The profiles and the differences between the libraries' models: "
         f"`benchmarks/README.md`.\n\n" + core.comparison_markdown(rows, tasks))
     return SectionResult(text, rows)
 
@@ -308,23 +323,76 @@ def together(ctx: Context) -> SectionResult:
     for model in args.together_models:
         train, hparams = training_setup(args.params, model)
         for count in args.together:
-            results.append(ctx.measure({"kind": "together", "model": model, "train": train, "hparams": hparams,
-                                        "together": count}))
+            for _ in range(args.lone_processes if count == 1 else 1):
+                out = ctx.measure({"kind": "together", "model": model, "train": train, "hparams": hparams,
+                                   "together": count, "threads": args.together_threads})
+                results.append({**out, "threads": args.together_threads})
     rows = core.together_rows(results)
     text = (
         "## Seeds trained together: one batched computation against lone runs\n\n"
         f"Census, the full training split, sizes from `params.yaml`; S seeds of a model as one ensemble "
         f"(`train.ensemble: S`, `replication/ensemble.py`: the functions `train_ensemble` runs), one process with "
-        f"{args.threads} torch threads, the median of {args.timed_epochs} timed epochs after {args.warmup_epochs} "
-        f"warm-up epoch(s), validation excluded. S = 1 is a lone run (`train_seed`'s epoch). The speed-up is per "
-        f"seed: one lone run's epoch time over the ensemble's epoch time divided by S (above 1: the ensemble trains "
+        f"{args.together_threads} torch thread(s) (the trainer runs its seeds one process per core, one thread each, "
+        f"and would run ensembles the same way), the median of {args.timed_epochs} timed epochs after "
+        f"{args.warmup_epochs} warm-up epoch(s), validation excluded. S = 1 is a lone run (`train_seed`'s epoch), "
+        f"measured in {args.lone_processes} separate processes: the row gives the median of their medians, because a "
+        f"lone run's epoch time varies between processes by more than within one. The speed-up is per seed: the lone "
+        f"run's epoch time over the ensemble's epoch time divided by S (above 1: the ensemble trains "
         f"each seed faster than S lone runs one after another would).\n\n" + core.together_markdown(rows))
     return SectionResult(text, rows)
 
 
+def profile_auc(ctx: Context) -> SectionResult:
+    """Whether a profile (``profiles.fast``) keeps the test AUC: each model trained by the trainer
+    (``python -m replication train --profile P``) on several seeds, to the epochs validation selects,
+    against the default runs that ``dvc repro`` made (``--reference-runs``), paired by seed."""
+    from replication.aggregate import load_records
+    from replication.protocol import protocol_hash
+
+    args = ctx.args
+    profiles = [p for p in args.project_profiles if p != core.DEFAULT_PROFILE]
+    rows: list[dict[str, Any]] = []
+    for profile in profiles:
+        for model in args.models:
+            reference_dir = args.reference_runs / model
+            if not reference_dir.is_dir():
+                raise BenchError(f"no default runs of {model} in {reference_dir} to compare the {profile!r} profile "
+                                 f"with; create them with `dvc repro train` (or `dvc pull`)")
+            reference = [r for r in load_records(args.reference_runs) if r["model"] == model]
+            with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+                command = [sys.executable, "-m", "replication", "train", "--data", str(args.data), "--model", model,
+                           "--seeds", args.profile_seeds, "--params", str(args.params), "--profile", profile,
+                           "--out", str(Path(tmp) / model), "--no-checkpoints"]
+                ctx.log(f"  {model}, profiles.{profile}, seeds {args.profile_seeds}: " + " ".join(command[1:]))
+                done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    raise BenchError(f"training {model} with profiles.{profile} failed (exit {done.returncode}):\n"
+                                     f"{done.stderr[-3000:]}")
+                records = load_records(Path(tmp))
+            hashes = {protocol_hash(r) for r in reference} | {protocol_hash(r) for r in records}
+            if len(hashes) != 1:
+                raise BenchError(f"the {profile!r} runs of {model} and the default runs in {reference_dir} were trained "
+                                 f"under different protocols ({', '.join(sorted(hashes))}); run `dvc repro train` so "
+                                 f"the default runs match params.yaml")
+            rows += core.profile_auc_rows(reference, records, profile)
+    runs = args.reference_runs.resolve()
+    where = runs.relative_to(REPO) if runs.is_relative_to(REPO) else runs
+    text = (
+        "## Profiles: test AUC against the default runs\n\n"
+        f"Each model trained by the trainer itself (`python -m replication train --profile P`, seeds "
+        f"{args.profile_seeds}, its default worker processes, validation selecting the epoch) against the default "
+        f"runs of `dvc repro` in `{where}`, "
+        f"paired by seed. A profile's runs do not bit-match the default's (other rounding), so seed k of each is a "
+        f"different draw: the question is whether the AUCs' distributions agree. Difference: the mean over seeds of "
+        f"profile - default, with its 95% t interval; p: the paired t-test. Training seconds: the run records' "
+        f"`seconds` (training, validation and test prediction), summed over the seeds; the default runs may come "
+        f"from another machine (their records' `environment`).\n\n" + core.profile_auc_markdown(rows))
+    return SectionResult(text, rows)
+
+
 # The report's sections, in order.
-SECTIONS: tuple[Section, ...] = (Section("peers", peer_comparison), Section("scaling", scaling),
-                                 Section("together", together))
+SECTIONS: tuple[Section, ...] = (Section("peers", peer_comparison), Section("profile_auc", profile_auc),
+                                 Section("scaling", scaling), Section("together", together))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -409,6 +477,14 @@ def parse_rows(text: str) -> list[int]:
     return out
 
 
+def parse_names(text: str) -> list[str]:
+    """``default,fast`` -> ["default", "fast"]: non-empty names, duplicates dropped."""
+    names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r}: give at least one name, comma-separated")
+    return names
+
+
 def parse_choice(allowed: Sequence[str]) -> Callable[[str], list[str]]:
     def parse(text: str) -> list[str]:
         items = [p.strip() for p in text.split(",") if p.strip()]
@@ -427,6 +503,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where bench.md and bench.csv are written")
     p.add_argument("--models", type=parse_choice(list(core.MODELS)), default=list(core.MODELS))
     p.add_argument("--libraries", type=parse_choice(list(core.LIBRARIES)), default=list(core.LIBRARIES))
+    p.add_argument("--project-profiles", type=parse_names, default=[core.DEFAULT_PROFILE, "fast"],
+                   help="this project's runs in the peers section: 'default' (params.yaml as it is) and params.yaml "
+                        "profiles (profiles.NAME), comma-separated")
+    p.add_argument("--reference-runs", type=Path, default=DEFAULT_RUNS,
+                   help="the default run records the profile_auc section compares with (one folder per model)")
+    p.add_argument("--profile-seeds", default="0-9", help="seeds of each profile's runs in the profile_auc section")
     p.add_argument("--warmup-epochs", type=int, default=1)
     p.add_argument("--timed-epochs", type=int, default=5, help=f"at least {core.MIN_TIMED_EPOCHS}; the median is reported")
     p.add_argument("--threads", type=int, default=2, help="torch threads in every measurement")
@@ -441,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--synthetic-dim", type=int, default=100)
     p.add_argument("--together", type=parse_counts, default=[1, 4, 10],
                    help="seeds trained together, comma-separated (1: a lone run)")
+    p.add_argument("--together-threads", type=int, default=1, help="torch threads of each seeds-together measurement")
+    p.add_argument("--lone-processes", type=int, default=3,
+                   help="separate processes measuring each model's lone run in the seeds-together section")
     p.add_argument("--together-models", type=parse_choice(list_models()), default=list_models(),
                    help="models of the seeds-together section (default: every registered model)")
     p.add_argument("--job", type=Path, help=argparse.SUPPRESS)
@@ -456,9 +541,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json(args.result, run_job(json.loads(args.job.read_text(encoding="utf-8"))))
         return 0
     if (args.timed_epochs < core.MIN_TIMED_EPOCHS or args.warmup_epochs < 0 or args.threads < 1 or args.retries < 0
-            or args.max_other_cores < 0):
-        print(f"need --timed-epochs >= {core.MIN_TIMED_EPOCHS}, --warmup-epochs >= 0, --threads >= 1, --retries >= 0 "
-              f"and --max-other-cores >= 0", file=sys.stderr)
+            or args.max_other_cores < 0 or args.together_threads < 1 or args.lone_processes < 1):
+        print(f"need --timed-epochs >= {core.MIN_TIMED_EPOCHS}, --warmup-epochs >= 0, --threads >= 1, --retries >= 0, "
+              f"--max-other-cores >= 0, --together-threads >= 1 and --lone-processes >= 1", file=sys.stderr)
         return 2
     if core.PROJECT not in args.libraries:
         args.libraries = [core.PROJECT, *args.libraries]  # every ratio is against this project's run

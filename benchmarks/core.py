@@ -222,42 +222,64 @@ def fmt(value: float | None, digits: int) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+DEFAULT_PROFILE = "default"  # this project's run with params.yaml as it is (no profile)
+
+
 def comparison_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One tidy row per (model, library), models in :data:`MODELS` order and libraries in
-    :data:`LIBRARIES` order, with each peer's slowdown against this project's run of the same model
-    (``None`` where that run is missing)."""
-    by_key = {(r["model"], r["library"]): r for r in results}
+    """One tidy row per (model, library, profile), models in :data:`MODELS` order, then this
+    project's runs (the default first, then each profile, in the order given), then the peers in
+    :data:`LIBRARIES` order. Every row carries the slowdown against each of this project's runs of
+    the same model (``slowdown_vs_project`` against the default; ``slowdown_vs_project_<profile>``
+    against a profile's run), ``None`` where that run is missing."""
+    profiles = list(dict.fromkeys([DEFAULT_PROFILE] + [r.get("profile", DEFAULT_PROFILE) for r in results
+                                                       if r["library"] == PROJECT]))
+    by_key = {(r["model"], r["library"], r.get("profile", DEFAULT_PROFILE)): r for r in results}
+    keys = [(library, profile) for library in LIBRARIES for profile in (profiles if library == PROJECT else [DEFAULT_PROFILE])]
     rows = []
     for model in MODELS:
-        ours = by_key.get((model, PROJECT))
-        for library in LIBRARIES:
-            r = by_key.get((model, library))
+        ours = {p: median_seconds(by_key[model, PROJECT, p]["epoch_seconds"]) for p in profiles
+                if (model, PROJECT, p) in by_key}
+        for library, profile in keys:
+            r = by_key.get((model, library, profile))
             if r is None:
                 continue
             median = median_seconds(r["epoch_seconds"])
-            ratio = slowdown(median, median_seconds(ours["epoch_seconds"])) if ours is not None else None
             rows.append({
                 "section": "peers", "model": model, "library": library, "version": r.get("version", ""),
-                "rows": r["rows"], "seconds_per_epoch": median,
-                "epoch_seconds": ";".join(f"{s:.4f}" for s in r["epoch_seconds"]), "slowdown_vs_project": ratio,
+                "profile": profile if library == PROJECT else "", "rows": r["rows"], "seconds_per_epoch": median,
+                "epoch_seconds": ";".join(f"{s:.4f}" for s in r["epoch_seconds"]),
+                **{slowdown_key(p): slowdown(median, ours[p]) if p in ours else None for p in profiles},
                 **{f"test_auc_{task}": auc for task, auc in r["test_auc"].items()},
-                "epochs_trained": r["epochs_trained"], "peak_rss_mb": r["peak_rss_mb"], "tensor_mb": r.get("tensor_mb"),
-                "n_parameters": r["n_parameters"], "others_cores": r.get("others_cores"), "attempts": r.get("attempts"),
+                "selected_epoch": r.get("selected_epoch"), "epochs_trained": r["epochs_trained"],
+                "peak_rss_mb": r["peak_rss_mb"], "tensor_mb": r.get("tensor_mb"), "n_parameters": r["n_parameters"],
+                "others_cores": r.get("others_cores"), "attempts": r.get("attempts"),
             })
     return rows
 
 
+def slowdown_key(profile: str) -> str:
+    return "slowdown_vs_project" if profile == DEFAULT_PROFILE else f"slowdown_vs_project_{profile}"
+
+
 def comparison_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> str:
-    headers = ["model", "library", "s/epoch (median)", "timed epochs (s)", "peer / ours", *(f"test AUC {t}" for t in tasks),
-               "peak RSS (MB)", "tensors (MB)", "parameters", "other jobs (cores)"]
+    profiles = [r["profile"] for r in rows if r["library"] == PROJECT] or [DEFAULT_PROFILE]
+    profiles = list(dict.fromkeys([DEFAULT_PROFILE, *profiles]))
+    headers = ["model", "library", "s/epoch (median)", "timed epochs (s)",
+               *("peer / ours" if p == DEFAULT_PROFILE else f"peer / ours ({p})" for p in profiles),
+               *(f"test AUC {t}" for t in tasks), "epochs (selected / run)", "peak RSS (MB)", "tensors (MB)",
+               "parameters", "other jobs (cores)"]
     cells = []
     for r in rows:
-        ratio = r["slowdown_vs_project"]
+        label = f"{r['library']} {r['version']}".strip()
+        if r["library"] == PROJECT and r["profile"] != DEFAULT_PROFILE:
+            label += f" (profiles.{r['profile']})"
+        ratios = [r.get(slowdown_key(p)) for p in profiles]
+        selected = "" if r.get("selected_epoch") is None else f"{r['selected_epoch']} / {r['epochs_trained']}"
         cells.append([
-            MODELS[r["model"]], f"{r['library']} {r['version']}".strip(), fmt(r["seconds_per_epoch"], 2),
+            MODELS[r["model"]], label, fmt(r["seconds_per_epoch"], 2),
             ", ".join(f"{float(s):.2f}" for s in r["epoch_seconds"].split(";")),
-            "" if ratio is None else f"{ratio:.2f}x",
-            *(fmt(r.get(f"test_auc_{t}"), 4) for t in tasks),
+            *("" if ratio is None else f"{ratio:.2f}x" for ratio in ratios),
+            *(fmt(r.get(f"test_auc_{t}"), 4) for t in tasks), selected,
             fmt(r["peak_rss_mb"], 0), fmt(r["tensor_mb"], 1), f"{r['n_parameters']:,}", fmt(r.get("others_cores"), 2),
         ])
     return markdown_table(headers, cells)
@@ -290,31 +312,93 @@ def scaling_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def together_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One tidy row per (model, seeds trained together): seconds per epoch of the whole ensemble, per
-    seed, and the speed-up per seed over the same model's lone run (``together`` = 1) when measured."""
-    lone = {r["model"]: median_seconds(r["epoch_seconds"]) for r in results if r["together"] == 1}
-    rows = []
+    """One tidy row per (model, seeds trained together), in first-measured order. A measurement made
+    in several processes is the median of the processes' medians (a lone run's epoch time varies
+    from process to process more than within one). Seconds per epoch of the whole ensemble, per seed,
+    and the speed-up per seed over the same model's lone run (``together`` = 1) when measured."""
+    groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for r in results:
-        median = median_seconds(r["epoch_seconds"])
-        per_seed = median / r["together"]
+        groups.setdefault((r["model"], r["together"]), []).append(r)
+    medians = {key: [median_seconds(r["epoch_seconds"]) for r in group] for key, group in groups.items()}
+    rows = []
+    for (model, together), group in groups.items():
+        median = float(statistics.median(medians[model, together]))
+        per_seed = median / together
+        lone = float(statistics.median(medians[model, 1])) if (model, 1) in medians else None
         rows.append({
-            "section": "together", "model": r["model"], "library": PROJECT, "version": r.get("version", ""),
-            "together": r["together"], "seconds_per_epoch": median, "seconds_per_seed_epoch": per_seed,
-            "epoch_seconds": ";".join(f"{s:.4f}" for s in r["epoch_seconds"]),
-            "speedup_per_seed": lone[r["model"]] / per_seed if r["model"] in lone else None,
-            "peak_rss_mb": r["peak_rss_mb"], "n_parameters": r["n_parameters"], "others_cores": r.get("others_cores"),
-            "attempts": r.get("attempts"),
+            "section": "together", "model": model, "library": PROJECT, "version": group[0].get("version", ""),
+            "together": together, "threads": group[0].get("threads"), "processes": len(group),
+            "seconds_per_epoch": median, "seconds_per_seed_epoch": per_seed,
+            "process_medians": ";".join(f"{m:.4f}" for m in medians[model, together]),
+            "epoch_seconds": ";".join(f"{s:.4f}" for r in group for s in r["epoch_seconds"]),
+            "speedup_per_seed": None if lone is None else lone / per_seed,
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in group), "n_parameters": group[0]["n_parameters"],
+            "others_cores": max((r.get("others_cores") or 0.0) for r in group),
+            "attempts": sum(r.get("attempts") or 1 for r in group),
         })
     return rows
 
 
 def together_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    headers = ["model", "seeds together", "s/epoch (median, all seeds)", "timed epochs (s)", "s per seed-epoch",
-               "per-seed speed-up over one lone run", "peak RSS (MB)", "other jobs (cores)"]
-    cells = [[MODELS.get(r["model"], r["model"]), str(r["together"]), fmt(r["seconds_per_epoch"], 2),
-              ", ".join(f"{float(s):.2f}" for s in r["epoch_seconds"].split(";")), fmt(r["seconds_per_seed_epoch"], 3),
+    headers = ["model", "seeds together", "processes", "s/epoch (median, all seeds)", "each process's median (s)",
+               "s per seed-epoch", "per-seed speed-up over one lone run", "peak RSS (MB)", "other jobs (cores, max)"]
+    cells = [[MODELS.get(r["model"], r["model"]), str(r["together"]), str(r["processes"]), fmt(r["seconds_per_epoch"], 2),
+              ", ".join(f"{float(s):.2f}" for s in r["process_medians"].split(";")), fmt(r["seconds_per_seed_epoch"], 3),
               fmt(r["speedup_per_seed"], 2) + ("x" if r["speedup_per_seed"] is not None else ""),
               fmt(r["peak_rss_mb"], 0), fmt(r.get("others_cores"), 2)] for r in rows]
+    return markdown_table(headers, cells)
+
+
+def profile_auc_rows(reference: Sequence[Mapping[str, Any]], profiled: Sequence[Mapping[str, Any]],
+                     profile: str) -> list[dict[str, Any]]:
+    """One tidy row per (model, task): the test AUCs of a profile's runs against the default runs of
+    the same model, paired by seed (run records, as ``replication.aggregate.load_records`` reads
+    them): each side's mean and sample std, the mean paired difference (profile - default) with its
+    95% t interval and the paired t-test's p-value, and each side's training seconds summed over
+    the paired seeds. Seeds present on one side only are left out and counted."""
+    from replication.stats.intervals import t_interval
+    from replication.stats.paired import paired_tests
+
+    def by_model(records):
+        out: dict[str, dict[int, Mapping[str, Any]]] = {}
+        for r in records:
+            out.setdefault(r["model"], {})[r["seed"]] = r
+        return out
+
+    ref, prof = by_model(reference), by_model(profiled)
+    rows = []
+    for model, runs in prof.items():
+        if model not in ref:
+            raise ValueError(f"no default runs of {model} to pair the profile {profile!r} runs with")
+        seeds = sorted(set(runs) & set(ref[model]))
+        if len(seeds) < 2:
+            raise ValueError(f"{model}: {len(seeds)} seed(s) in both the default and the {profile!r} runs; need >= 2")
+        unpaired = len(set(runs) ^ set(ref[model]))
+        for task in [t["name"] for t in runs[seeds[0]]["tasks"]]:
+            a = np.array([ref[model][s]["test"][task]["auc"] for s in seeds])
+            b = np.array([runs[s]["test"][task]["auc"] for s in seeds])
+            diff = t_interval(b - a)  # (estimate, low, high)
+            rows.append({
+                "section": "profile_auc", "model": model, "profile": profile, "task": task, "seeds": len(seeds),
+                "unpaired_seeds": unpaired, "default_mean": float(a.mean()), "default_std": float(a.std(ddof=1)),
+                "profile_mean": float(b.mean()), "profile_std": float(b.std(ddof=1)),
+                "difference": diff.estimate, "difference_low": diff.low, "difference_high": diff.high,
+                "t_pvalue": paired_tests(b, a).t_pvalue,
+                "default_train_seconds": float(sum(ref[model][s]["seconds"] for s in seeds)),
+                "profile_train_seconds": float(sum(runs[s]["seconds"] for s in seeds)),
+            })
+    return rows
+
+
+def profile_auc_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    headers = ["model", "profile", "task", "seeds", "default: test AUC", "profile: test AUC", "profile - default [95% CI]",
+               "p (paired t)", "training seconds, default / profile (summed over seeds)"]
+    cells = [[MODELS.get(r["model"], r["model"]), r["profile"], r["task"], str(r["seeds"]) + (f" ({r['unpaired_seeds']} unpaired)"
+              if r["unpaired_seeds"] else ""),
+              f"{r['default_mean']:.4f} ± {r['default_std']:.4f}", f"{r['profile_mean']:.4f} ± {r['profile_std']:.4f}",
+              f"{r['difference']:+.4f} [{r['difference_low']:+.4f}, {r['difference_high']:+.4f}]",
+              f"{r['t_pvalue']:.3g}", f"{r['default_train_seconds']:.0f} / {r['profile_train_seconds']:.0f}"]
+             for r in rows]
     return markdown_table(headers, cells)
 
 

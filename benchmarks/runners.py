@@ -1,6 +1,7 @@
-"""One runner per library: build the model, train ``warmup + timed`` epochs on the training split
-(timing the timed ones), then predict the test split. Each returns a plain dict (see
-:func:`result`). The peers are imported inside their runners only, so this module imports without them.
+"""One runner per library: build the model, train it on the training split until this project's
+model selection stops it (:class:`SelectOnValidation`), timing epochs ``warmup + 1`` to
+``warmup + timed``, and read the test AUC of the epoch validation selected. Each returns a plain dict
+(see :func:`result`). The peers are imported inside their runners only, so this module imports without them.
 
 Every runner trains on the same arrays (this project's processed census data), with the same batch
 size, learning rate, weight decay, sizes, threads and seed number; ``benchmarks/README.md`` lists what
@@ -9,9 +10,11 @@ each library does differently that its API does not let us change.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
+import time
 from importlib import metadata
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
@@ -22,7 +25,9 @@ from models import create_model
 from replication.data.processed import Processed, Split
 from replication.metrics import auc
 from replication.seeding import seed_everything
-from replication.train import TrainConfig, evaluate, loss_weight_schedule, make_optimizer, predict, train_epoch
+from replication.train import (
+    Selection, TrainConfig, evaluate, loss_weight_schedule, make_optimizer, predict, stopped, train_epoch,
+)
 
 
 def set_up_process(threads: int) -> None:
@@ -87,16 +92,61 @@ class ProjectTrainer:
         return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
+class SelectOnValidation:
+    """This project's model selection and early stopping, applied to any library's model: after
+    every epoch, the validation AUCs of ``predict("validation")`` are scored as ``cfg.selection``
+    scores them (mean over tasks, or the main task's); an epoch that scores best has its
+    ``predict("test")`` kept; training stops once ``cfg.patience`` epochs pass without a better score
+    (never before ``min_epochs``), or at ``cfg.max_epochs``. So every library's test AUC is read at
+    the epoch validation selects, as the project's trainer reads its own."""
+
+    def __init__(self, predict: Callable[[str], np.ndarray], data: Processed, cfg: TrainConfig, min_epochs: int) -> None:
+        tasks = tuple(data.tasks)
+        scored = tuple(t for t in tasks if t.name == data.schema["main_task"]) if cfg.selection == "main_task" else tasks
+        self.group = Selection(tasks, scored)
+        self.predict, self.cfg, self.min_epochs = predict, cfg, min_epochs
+        self.y_val = data.splits["validation"].y_numpy
+        self.tasks = tasks
+        self.epochs_run = 0
+
+    def after_epoch(self, epoch: int) -> bool:
+        """Validate epoch ``epoch`` (1-based); True when training should stop after it."""
+        self.epochs_run = epoch
+        self.group.update(epoch, evaluate(self.predict("validation"), self.y_val, self.tasks), lambda: self.predict("test"))
+        return epoch >= self.cfg.max_epochs or (epoch >= self.min_epochs and stopped(epoch, [self.group], self.cfg))
+
+    def outcome(self, data: Processed) -> dict[str, Any]:
+        """The selected epoch, the epochs run and the test AUCs of the selected epoch's predictions."""
+        return {"selected_epoch": self.group.epoch, "epochs_trained": self.epochs_run,
+                "test_auc": auc_by_task(data.tasks, data.splits["test"].y_numpy, self.group.state)}
+
+
+def train_to_selection(run_epoch: Callable[[int], Any], selector: SelectOnValidation, warmup: int, timed: int,
+                       clock: Callable[[], float] = time.perf_counter) -> list[float]:
+    """Train epoch after epoch (``run_epoch(k)``, k from 0), each followed by ``selector``'s
+    untimed validation, until it stops; returns the seconds of the ``timed`` epochs after the first
+    ``warmup`` ones, each measured around its ``run_epoch`` call only."""
+    if warmup < 0 or timed < 1:
+        raise ValueError(f"need warmup >= 0 and timed >= 1 epochs, got {warmup} and {timed}")
+    seconds = []
+    for k in itertools.count():
+        start = clock()
+        run_epoch(k)
+        elapsed = clock() - start
+        if warmup <= k < warmup + timed:
+            seconds.append(elapsed)
+        if selector.after_epoch(k + 1):
+            return seconds
+    raise AssertionError("unreachable")
+
+
 def run_project(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int, timed: int,
                 seed: int) -> dict[str, Any]:
     trainer = ProjectTrainer(model, hparams, data, cfg, seed)
-    seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
-    metrics = evaluate(trainer.predict(data.splits["test"]), data.splits["test"].y_numpy, data.tasks)
-    out = result(PROJECT, model, data.splits["train"].rows, seconds,
-                 sum(p.numel() for p in trainer.model.parameters()),
-                 {t: m["auc"] for t, m in metrics.items()}, tensor_mb=trainer.tensor_mb(data))
-    out["epochs_trained"] = trainer.epochs_run
-    return out
+    selector = SelectOnValidation(lambda split: trainer.predict(data.splits[split]), data, cfg, warmup + timed)
+    seconds = train_to_selection(lambda _: trainer.run_epoch(), selector, warmup, timed)
+    return result(PROJECT, model, data.splits["train"].rows, seconds, sum(p.numel() for p in trainer.model.parameters()),
+                  tensor_mb=trainer.tensor_mb(data), **selector.outcome(data))
 
 
 def run_project_scaling(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
@@ -186,29 +236,36 @@ def run_torch_rechub(model: str, hparams: Mapping[str, Any], data: Processed, cf
         x_val=x_val, y_val=y_val, x_test=x_test, y_test=y_test, batch_size=cfg.batch_size)
     with tempfile.TemporaryDirectory() as model_path:
         trainer = MTLTrainer(net, task_types=task_types, optimizer_params={"lr": cfg.lr, "weight_decay": cfg.weight_decay},
-                             n_epoch=warmup + timed, device="cpu", model_path=model_path)
-        seconds = time_epochs(lambda _: trainer.train_one_epoch(loaders[0]), warmup, timed)
-        prediction = np.asarray(trainer.predict(trainer.model, DataLoader(PredictDataset(x_test), batch_size=cfg.batch_size)))
-    out = result(TORCH_RECHUB, model, len(y_train), seconds, sum(p.numel() for p in net.parameters()),
-                 auc_by_task(data.tasks, y_test, prediction))
-    out["epochs_trained"] = warmup + timed
-    return out
+                             n_epoch=cfg.max_epochs, device="cpu", model_path=model_path)
+        rows = {"validation": x_val, "test": x_test}
+
+        def predict_split(split: str) -> np.ndarray:
+            loader = DataLoader(PredictDataset(rows[split]), batch_size=cfg.eval_batch_size)
+            return np.asarray(trainer.predict(trainer.model, loader))
+
+        selector = SelectOnValidation(predict_split, data, cfg, warmup + timed)
+        seconds = train_to_selection(lambda _: trainer.train_one_epoch(loaders[0]), selector, warmup, timed)
+    return result(TORCH_RECHUB, model, len(y_train), seconds, sum(p.numel() for p in net.parameters()),
+                  **selector.outcome(data))
 
 
 def run_deepctr_torch(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
                       timed: int, seed: int) -> dict[str, Any]:
     """deepctr-torch as its docs train: feature columns, ``model.compile`` and one ``model.fit``
-    over all epochs (``verbose=0``: no per-batch training metrics); epochs are timed by a callback
-    between ``on_epoch_begin`` and ``on_epoch_end``."""
-    import time
+    (``verbose=0``: no per-batch training metrics); a callback times each epoch between
+    ``on_epoch_begin`` and ``on_epoch_end``, then validates it and stops ``fit`` as the selector says."""
 
     from deepctr_torch.callbacks import Callback
     from deepctr_torch.inputs import DenseFeat, SparseFeat
     from deepctr_torch.models import MMOE, PLE, SharedBottom
 
     class EpochClock(Callback):
-        def __init__(self) -> None:
+        """Times each epoch from ``on_epoch_begin`` to ``on_epoch_end``, then validates it (untimed)
+        and sets ``stop_training`` when the selector stops."""
+
+        def __init__(self, selector: SelectOnValidation) -> None:
             super().__init__()
+            self.selector = selector
             self.marks: list[tuple[float, float]] = []
             self._begin = 0.0
 
@@ -217,6 +274,8 @@ def run_deepctr_torch(model: str, hparams: Mapping[str, Any], data: Processed, c
 
         def on_epoch_end(self, epoch, logs=None):
             self.marks.append((self._begin, time.perf_counter()))
+            self.model.stop_training = self.selector.after_epoch(epoch + 1)
+            self.model.train()  # predict() left it in eval mode; fit sets train mode once, before epoch 1
 
     inputs = _peer_inputs(data)
     dim, std = int(hparams["embedding_dim"]), float(hparams["embedding_std"])
@@ -227,14 +286,13 @@ def run_deepctr_torch(model: str, hparams: Mapping[str, Any], data: Processed, c
                   init_std=std, seed=seed, device="cpu", **deepctr_arguments(model, hparams))
     net.compile(torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
                 loss=["binary_crossentropy"] * len(data.tasks))
-    (x_train, y_train), (x_test, y_test) = inputs["train"], inputs["test"]
-    clock = EpochClock()
-    net.fit(dict(x_train), y_train, batch_size=cfg.batch_size, epochs=warmup + timed, verbose=0, callbacks=[clock])
-    prediction = net.predict(dict(x_test), batch_size=cfg.batch_size)
-    out = result(DEEPCTR_TORCH, model, len(y_train), epoch_seconds(clock.marks, warmup),
-                 sum(p.numel() for p in net.parameters()), auc_by_task(data.tasks, y_test, prediction))
-    out["epochs_trained"] = len(clock.marks)
-    return out
+    (x_train, y_train), rows = inputs["train"], {split: inputs[split][0] for split in ("validation", "test")}
+    selector = SelectOnValidation(lambda split: net.predict(dict(rows[split]), batch_size=cfg.eval_batch_size), data, cfg,
+                                  warmup + timed)
+    clock = EpochClock(selector)
+    net.fit(dict(x_train), y_train, batch_size=cfg.batch_size, epochs=cfg.max_epochs, verbose=0, callbacks=[clock])
+    return result(DEEPCTR_TORCH, model, len(y_train), epoch_seconds(clock.marks[:warmup + timed], warmup),
+                  sum(p.numel() for p in net.parameters()), **selector.outcome(data))
 
 
 RUNNERS = {PROJECT: run_project, TORCH_RECHUB: run_torch_rechub, DEEPCTR_TORCH: run_deepctr_torch}

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmarks import bench, core
-from benchmarks.runners import ProjectTrainer, run_project_together
+from benchmarks.runners import ProjectTrainer, SelectOnValidation, run_project, run_project_together, train_to_selection
 from replication.data.processed import Processed, Split
 from replication.data.synthetic import SyntheticConfig, generate_arrays
 from replication.train import TrainConfig, train_seed
@@ -131,10 +131,10 @@ def test_peak_rss_is_a_positive_number_of_megabytes() -> None:
 
 
 def fake_result(library: str, model: str, seconds: list[float], aucs=(0.95, 0.99), rss=500.0, tensor_mb=None,
-                others=0.04):
+                others=0.04, **extra):
     return {"library": library, "version": "9.9", "model": model, "rows": 1000, "epoch_seconds": seconds,
             "epochs_trained": len(seconds) + 1, "test_auc": dict(zip(TASKS, aucs)), "n_parameters": 12345,
-            "tensor_mb": tensor_mb, "peak_rss_mb": rss, "others_cores": others}
+            "tensor_mb": tensor_mb, "peak_rss_mb": rss, "others_cores": others, **extra}
 
 
 def test_comparison_rows_and_table_with_known_numbers() -> None:
@@ -160,11 +160,32 @@ def test_comparison_rows_and_table_with_known_numbers() -> None:
 
     table = core.comparison_markdown(rows, TASKS).splitlines()
     assert table[0] == ("| model | library | s/epoch (median) | timed epochs (s) | peer / ours | test AUC income | "
-                        "test AUC marital | peak RSS (MB) | tensors (MB) | parameters | other jobs (cores) |")
-    assert table[4] == "| MMoE | mtl-replication 9.9 | 1.10 | 1.00, 1.20, 1.10 | 1.00x | 0.9412 | 0.9945 | 500 | 82.2 | 12,345 | 0.04 |"
-    assert table[6] == "| MMoE | deepctr-torch 9.9 | 3.30 | 3.30, 3.40, 3.20 | 3.00x | 0.9500 | 0.9900 | 500 |  | 12,345 | 0.04 |"
+                        "test AUC marital | epochs (selected / run) | peak RSS (MB) | tensors (MB) | parameters | "
+                        "other jobs (cores) |")
+    assert table[4] == ("| MMoE | mtl-replication 9.9 | 1.10 | 1.00, 1.20, 1.10 | 1.00x | 0.9412 | 0.9945 |  | 500 | 82.2 | "
+                        "12,345 | 0.04 |")
+    assert table[6] == ("| MMoE | deepctr-torch 9.9 | 3.30 | 3.30, 3.40, 3.20 | 3.00x | 0.9500 | 0.9900 |  | 500 |  | "
+                        "12,345 | 0.04 |")
     assert table[3].startswith("| PLE | torch-rechub 9.9 | 10.00 |") and "| 5.00x |" in table[3]
     assert len(table) == 2 + len(rows)
+
+
+def test_comparison_rows_with_a_profile_give_a_ratio_against_each_project_run() -> None:
+    results = [
+        fake_result(core.TORCH_RECHUB, "ple", [6.0, 6.0, 6.0], selected_epoch=20, epochs_trained=23),
+        fake_result(core.PROJECT, "ple", [1.5, 1.5, 1.5], profile="fast"),
+        fake_result(core.PROJECT, "ple", [2.0, 2.0, 2.0], profile=core.DEFAULT_PROFILE),
+    ]
+    rows = core.comparison_rows(results)
+    assert [(r["library"], r["profile"]) for r in rows] == [
+        (core.PROJECT, core.DEFAULT_PROFILE), (core.PROJECT, "fast"), (core.TORCH_RECHUB, "")]
+    peer = rows[2]
+    assert peer["slowdown_vs_project"] == 3.0 and peer["slowdown_vs_project_fast"] == 4.0
+    assert rows[1]["slowdown_vs_project"] == 0.75 and rows[1]["slowdown_vs_project_fast"] == 1.0
+    table = core.comparison_markdown(rows, TASKS).splitlines()
+    assert "| peer / ours | peer / ours (fast) |" in table[0]
+    assert table[3].startswith("| PLE | mtl-replication 9.9 (profiles.fast) | 1.50 | 1.50, 1.50, 1.50 | 0.75x | 1.00x |")
+    assert "| 3.00x | 4.00x | 0.9500 | 0.9900 | 20 / 23 |" in table[4]
 
 
 def test_comparison_rows_without_the_project_run_leave_the_ratio_blank() -> None:
@@ -295,6 +316,81 @@ def test_project_trainer_reproduces_train_seed_exactly() -> None:
     assert trainer.tensor_mb(data) > 0
 
 
+def test_run_project_selects_and_stops_as_train_seed_does() -> None:
+    """The bench's selection (used for every library) picks train_seed's epoch, stops when it stops
+    and reads the same test AUCs; only the epochs after the warm-up are timed."""
+    data = tiny_data()
+    hparams = {"n_experts": 3, "expert_units": (16,), "tower_units": (8,), "embedding_dim": 4}
+    cfg = TrainConfig(lr=0.01, max_epochs=40, patience=2, batch_size=128, device="cpu", eval_batch_size=4096,
+                      seed_workers=1, num_threads=1)
+    record, _ = train_seed("mmoe", hparams, data, cfg, 3, torch.device("cpu"), show_epochs=False)
+    assert 4 <= record["epochs_run"] < cfg.max_epochs  # stopped early, after the bench's timed epochs
+    out = run_project("mmoe", hparams, data, cfg, warmup=1, timed=3, seed=3)
+    assert out["selected_epoch"] == record["best_epoch"]["income"] == record["best_epoch"]["marital"]
+    assert out["epochs_trained"] == record["epochs_run"]
+    assert out["test_auc"] == {t: record["test"][t]["auc"] for t in TASKS}
+    assert len(out["epoch_seconds"]) == 3
+
+
+def scripted_selector(val_scores: list[float], cfg: TrainConfig, min_epochs: int) -> SelectOnValidation:
+    """A selector over tiny_data whose epoch k's validation predictions score ``val_scores[k - 1]``
+    (the mean AUC of two tasks ranked alike) and whose test predictions are filled with k."""
+    data = tiny_data()
+    y_val = data.splits["validation"].y_numpy
+    epoch = {"k": 0}
+
+    def predict(split: str) -> np.ndarray:
+        if split == "test":
+            return np.full((data.splits["test"].rows, 2), float(epoch["k"]))
+        score = val_scores[epoch["k"] - 1]  # AUC = score: a fraction of rows ranked by label, the rest flipped
+        rng = np.random.default_rng(epoch["k"])
+        flip = rng.random(y_val.shape) > (2 * score - 1)
+        return np.where(flip, rng.random(y_val.shape), y_val + rng.random(y_val.shape))
+
+    selector = SelectOnValidation(predict, data, cfg, min_epochs)
+    original = selector.after_epoch
+
+    def after_epoch(k: int) -> bool:
+        epoch["k"] = k
+        return original(k)
+
+    selector.after_epoch = after_epoch  # type: ignore[method-assign]
+    return selector
+
+
+def test_selection_stops_after_patience_but_not_before_min_epochs() -> None:
+    cfg = TrainConfig(max_epochs=50, patience=2)
+    selector = scripted_selector([0.6, 0.9, 0.7, 0.7, 0.7, 0.7], cfg, min_epochs=5)
+    stops = [selector.after_epoch(k) for k in range(1, 6)]
+    assert stops == [False, False, False, False, True]  # patience ran out at epoch 4; min_epochs held it to 5
+    assert selector.group.epoch == 2 and selector.epochs_run == 5
+    assert np.all(selector.group.state == 2.0)  # the selected epoch's test predictions
+
+
+def test_selection_stops_at_max_epochs() -> None:
+    selector = scripted_selector([0.6, 0.7, 0.8], TrainConfig(max_epochs=3, patience=5), min_epochs=1)
+    assert [selector.after_epoch(k) for k in range(1, 4)] == [False, False, True]
+    assert selector.group.epoch == 3
+
+
+def test_train_to_selection_times_only_the_timed_epochs_and_runs_until_the_stop() -> None:
+    clock, ran = FakeClock(), []
+
+    class Stop:
+        def after_epoch(self, epoch: int) -> bool:
+            return epoch == 7
+
+    def run_epoch(k: int) -> None:
+        ran.append(k)
+        clock.now += 1.0 + k
+
+    seconds = train_to_selection(run_epoch, Stop(), warmup=1, timed=3, clock=clock)  # type: ignore[arg-type]
+    assert ran == list(range(7))
+    assert seconds == [2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="timed >= 1"):
+        train_to_selection(run_epoch, Stop(), warmup=0, timed=0)  # type: ignore[arg-type]
+
+
 def test_synthetic_training_rows_are_the_generators_training_split() -> None:
     generator = {"correlation": 0.5, "scale": 1.0, "n_sines": 10, "noise_std": 0.1, "seed": 3,
                  "validation_fraction": 0.1, "test_fraction": 0.1}
@@ -357,7 +453,7 @@ def test_parse_rows() -> None:
 
 
 def test_sections_are_named_functions_in_order() -> None:
-    assert [s.name for s in bench.SECTIONS] == ["peers", "scaling", "together"]
+    assert [s.name for s in bench.SECTIONS] == ["peers", "profile_auc", "scaling", "together"]
     assert all(callable(s.run) for s in bench.SECTIONS)
 
 
@@ -377,7 +473,53 @@ def test_seeds_together_rows_give_the_per_seed_speed_up_over_one_lone_run():
     assert rows[("mmoe", 4)]["speedup_per_seed"] == pytest.approx(1.1)  # a lone epoch 1.1 s, 1.0 s per seed together
     assert rows[("ple", 10)]["speedup_per_seed"] is None  # no lone run measured
     text = core.together_markdown(list(rows.values()))
-    assert "| MMoE | 4 | 4.00 | 4.00, 4.40, 3.60 | 1.000 | 1.10x |" in text
+    assert "| MMoE | 4 | 1 | 4.00 | 4.00 | 1.000 | 1.10x |" in text
+
+
+def fake_record(model: str, seed: int, aucs: tuple[float, float], seconds: float = 10.0) -> dict:
+    return {"model": model, "seed": seed, "tasks": [{"name": t, "type": "binary"} for t in TASKS],
+            "test": {t: {"auc": a} for t, a in zip(TASKS, aucs)}, "seconds": seconds}
+
+
+def test_profile_auc_rows_pair_seeds_and_give_the_difference_with_its_interval() -> None:
+    reference = [fake_record("ple", s, (0.94 + 0.001 * s, 0.99)) for s in range(4)]
+    profiled = [fake_record("ple", s, (0.94 + 0.001 * s + d, 0.99), seconds=6.0)
+                for s, d in zip(range(1, 4), (0.0002, 0.0004, 0.0006))]
+    profiled.append(fake_record("ple", 4, (0.5, 0.5)))  # seeds 1-3 paired; 0 and 4 unpaired, left out
+    rows = core.profile_auc_rows(reference, profiled, "fast")
+    income = rows[0]
+    assert (income["task"], income["seeds"], income["unpaired_seeds"]) == ("income", 3, 2)
+    assert income["default_mean"] == pytest.approx(0.942) and income["profile_mean"] == pytest.approx(0.9424)
+    assert income["difference"] == pytest.approx(0.0004)
+    half = 4.302653 * 0.0002 / np.sqrt(3)  # t(0.975, 2) * sample std of (2, 4, 6)e-4 / sqrt(3)
+    assert income["difference_low"] == pytest.approx(0.0004 - half, rel=1e-5)
+    assert income["difference_high"] == pytest.approx(0.0004 + half, rel=1e-5)
+    assert income["default_train_seconds"] == 30.0 and income["profile_train_seconds"] == 18.0
+    assert rows[1]["difference"] == 0.0 and rows[1]["task"] == "marital"
+    line = core.profile_auc_markdown(rows).splitlines()[2]
+    assert line == ("| PLE | fast | income | 3 (2 unpaired) | 0.9420 ± 0.0010 | 0.9424 ± 0.0012 | +0.0004 [-0.0001, +0.0009] "
+                    "| 0.0742 | 30 / 18 |")  # t = 0.0004 / (0.0002 / sqrt 3) = 3.46 on 2 df
+
+
+def test_profile_auc_rows_refuse_too_few_paired_seeds() -> None:
+    with pytest.raises(ValueError, match="1 seed"):
+        core.profile_auc_rows([fake_record("ple", 0, (0.9, 0.9))], [fake_record("ple", 0, (0.9, 0.9))], "fast")
+    with pytest.raises(ValueError, match="no default runs of mmoe"):
+        core.profile_auc_rows([fake_record("ple", 0, (0.9, 0.9))], [fake_record("mmoe", 0, (0.9, 0.9))], "fast")
+
+
+def test_a_lone_run_measured_in_several_processes_is_the_median_of_their_medians():
+    lone = [[1.0, 1.0, 1.0], [1.4, 1.3, 1.5], [0.9, 1.2, 1.1]]  # process medians 1.0, 1.4, 1.1
+    results = [{"model": "ple", "together": 1, "epoch_seconds": s, "peak_rss_mb": 500 + k, "n_parameters": 20,
+                "others_cores": 0.1 * k} for k, s in enumerate(lone)]
+    results.append({"model": "ple", "together": 10, "epoch_seconds": [10.0, 10.0, 10.0], "peak_rss_mb": 700,
+                    "n_parameters": 20})
+    rows = core.together_rows(results)
+    assert [(r["together"], r["processes"]) for r in rows] == [(1, 3), (10, 1)]
+    assert rows[0]["seconds_per_epoch"] == 1.1 and rows[0]["process_medians"] == "1.0000;1.4000;1.1000"
+    assert rows[0]["peak_rss_mb"] == 502 and rows[0]["others_cores"] == pytest.approx(0.2)
+    assert rows[1]["speedup_per_seed"] == pytest.approx(1.1)
+    assert "| PLE | 1 | 3 | 1.10 | 1.00, 1.40, 1.10 | 1.100 | 1.00x |" in core.together_markdown(rows)
 
 
 def test_an_ensemble_epoch_of_the_bench_runs_the_ensemble_trainer():

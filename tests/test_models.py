@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import models
-from models.layers import ExpertGroup, FeatureEmbedding, mix
+from models.layers import ExpertGroup, FeatureEmbedding, linear_by_input, mix
 from models.registry import ModelError, model_hparams
 from tests.model_helpers import BATCH, CARDS, N_NUM, build, changed_tasks, make_batch, make_schema
 
@@ -527,6 +527,42 @@ def test_expert_group_single_layer_and_bad_arguments() -> None:
         ExpertGroup(4, 0, (3,))
     with pytest.raises(ValueError):
         ExpertGroup(4, 2, ())
+
+
+def test_linear_by_input_equals_each_layer_on_its_input_with_one_product_per_input(monkeypatch) -> None:
+    torch.manual_seed(0)
+    x, z = torch.randn(6, 5, requires_grad=True), torch.randn(6, 5, requires_grad=True)
+    layers = [torch.nn.Linear(5, n) for n in (3, 4, 2, 1)]
+    calls = [(x, layers[0]), (z, layers[1]), (x, layers[2]), (x, layers[3])]
+    products = []
+    real_linear = torch.nn.functional.linear
+    monkeypatch.setattr(torch.nn.functional, "linear", lambda i, w, b=None: products.append(w.shape) or real_linear(i, w, b))
+    fused = linear_by_input(calls)
+    assert products == [(6, 5), (4, 5)]  # x's three layers as one (3 + 2 + 1)-row weight; z's layer alone
+    monkeypatch.undo()
+    for (inp, layer), out in zip(calls, fused):
+        torch.testing.assert_close(out, layer(inp), rtol=0, atol=1e-6)
+    # Gradients: each layer's own parameters get its own part; the shared input's is the sum of its layers'.
+    sum(o.square().sum() for o in fused).backward()
+    grads = [(p.grad.clone(), q.grad.clone()) for p, q in ((layer.weight, layer.bias) for layer in layers)]
+    x_grad, z_grad = x.grad.clone(), z.grad.clone()
+    for t in (x, z, *(p for layer in layers for p in layer.parameters())):
+        t.grad = None
+    sum(layer(inp).square().sum() for inp, layer in calls).backward()
+    for (w, b), layer in zip(grads, layers):
+        torch.testing.assert_close(w, layer.weight.grad, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b, layer.bias.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(x_grad, x.grad, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(z_grad, z.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_linear_by_input_groups_by_tensor_identity_not_by_value() -> None:
+    x = torch.randn(4, 3)
+    same_values = x.clone()
+    layers = [torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)]
+    a, b = linear_by_input([(x, layers[0]), (same_values, layers[1])])
+    torch.testing.assert_close(a, layers[0](x), rtol=0, atol=0)  # two inputs: each layer computed alone, exactly
+    torch.testing.assert_close(b, layers[1](same_values), rtol=0, atol=0)
 
 
 def test_mix_is_the_gate_weighted_sum_of_experts() -> None:

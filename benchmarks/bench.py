@@ -82,7 +82,8 @@ def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
     data = load_job_data(job)
     if job["kind"] == "peers":
         runner = runners.RUNNERS[job["library"]]
-        out = runner(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"], job["seed"])
+        out = runner(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"], job["seed"],
+                     select=job.get("select", True))
         return {**out, "profile": job.get("profile", core.DEFAULT_PROFILE)}
     if job["kind"] == "together":
         return runners.run_project_together(job["model"], job["hparams"], data, cfg, job["warmup"], job["timed"],
@@ -245,13 +246,14 @@ def peer_comparison(ctx: Context) -> SectionResult:
             except ValueError as error:  # ConfigError: no such profile in params.yaml
                 raise BenchError(f"--project-profiles: {error}") from None
     results = []
-    for model in args.models:
-        for library in args.libraries:
-            for profile in args.project_profiles if library == core.PROJECT else [core.DEFAULT_PROFILE]:
-                train, hparams = training_setup(args.params, model,
-                                                profile=None if profile == core.DEFAULT_PROFILE else profile)
-                results.append(ctx.measure({"kind": "peers", "library": library, "model": model, "train": train,
-                                            "hparams": hparams, "profile": profile}))
+    for process in range(args.processes):  # the first round trains to selection; later rounds time only
+        for model in args.models:
+            for library in args.libraries:
+                for profile in args.project_profiles if library == core.PROJECT else [core.DEFAULT_PROFILE]:
+                    train, hparams = training_setup(args.params, model,
+                                                    profile=None if profile == core.DEFAULT_PROFILE else profile)
+                    results.append(ctx.measure({"kind": "peers", "library": library, "model": model, "train": train,
+                                                "hparams": hparams, "profile": profile, "select": process == 0}))
     rows = core.comparison_rows(results)
     tasks = [t["name"] for t in ctx.schema["tasks"]]
     train_rows = ctx.schema["splits"]["train"]["rows"]
@@ -263,7 +265,10 @@ def peer_comparison(ctx: Context) -> SectionResult:
         f"{training_setup(args.params, args.models[0])[0]['batch_size']}, Adam, "
         f"sizes from `params.yaml`. One epoch is one pass over the training rows (forward, loss, backward, optimizer "
         f"step), validation excluded for everyone; the median of {args.timed_epochs} timed epochs after "
-        f"{args.warmup_epochs} warm-up epoch(s). Every library goes on training under this project's model selection "
+        f"{args.warmup_epochs} warm-up epoch(s), in each of {args.processes} separate processes, run in turns (every "
+        f"row's first process, then every row's second, ...); the row's time is the median of the processes' medians, "
+        f"because the same measurement varies more between processes than within one. In its first process every "
+        f"library goes on training under this project's model selection "
         f"(seed {args.seed}, one seed): after each epoch (untimed) the mean validation AUC over tasks; stop after "
         f"{patience} epochs without a better one; the test AUC is read at the selected epoch, by this project's AUC "
         f"on each library's own test predictions. `peer / ours` is the row's median epoch time over this project's "
@@ -506,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project-profiles", type=parse_names, default=[core.DEFAULT_PROFILE, "fast"],
                    help="this project's runs in the peers section: 'default' (params.yaml as it is) and params.yaml "
                         "profiles (profiles.NAME), comma-separated")
+    p.add_argument("--processes", type=int, default=3,
+                   help="separate processes timing each row of the peers section (the first also trains to selection); "
+                        "the row's time is the median of their medians")
     p.add_argument("--reference-runs", type=Path, default=DEFAULT_RUNS,
                    help="the default run records the profile_auc section compares with (one folder per model)")
     p.add_argument("--profile-seeds", default="0-9", help="seeds of each profile's runs in the profile_auc section")
@@ -541,9 +549,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_json(args.result, run_job(json.loads(args.job.read_text(encoding="utf-8"))))
         return 0
     if (args.timed_epochs < core.MIN_TIMED_EPOCHS or args.warmup_epochs < 0 or args.threads < 1 or args.retries < 0
-            or args.max_other_cores < 0 or args.together_threads < 1 or args.lone_processes < 1):
+            or args.max_other_cores < 0 or args.together_threads < 1 or args.lone_processes < 1 or args.processes < 1):
         print(f"need --timed-epochs >= {core.MIN_TIMED_EPOCHS}, --warmup-epochs >= 0, --threads >= 1, --retries >= 0, "
-              f"--max-other-cores >= 0, --together-threads >= 1 and --lone-processes >= 1", file=sys.stderr)
+              f"--max-other-cores >= 0, --together-threads >= 1, --lone-processes >= 1 and --processes >= 1", file=sys.stderr)
         return 2
     if core.PROJECT not in args.libraries:
         args.libraries = [core.PROJECT, *args.libraries]  # every ratio is against this project's run

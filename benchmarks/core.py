@@ -228,31 +228,41 @@ DEFAULT_PROFILE = "default"  # this project's run with params.yaml as it is (no 
 def comparison_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One tidy row per (model, library, profile), models in :data:`MODELS` order, then this
     project's runs (the default first, then each profile, in the order given), then the peers in
-    :data:`LIBRARIES` order. Every row carries the slowdown against each of this project's runs of
-    the same model (``slowdown_vs_project`` against the default; ``slowdown_vs_project_<profile>``
-    against a profile's run), ``None`` where that run is missing."""
+    :data:`LIBRARIES` order. A row measured in several processes takes the median of their medians
+    as its time, and its test AUC, selected epoch and epochs from the process that trained to
+    selection (the one with a ``selected_epoch``). Every row carries the slowdown against each of
+    this project's runs of the same model (``slowdown_vs_project`` against the default;
+    ``slowdown_vs_project_<profile>`` against a profile's run), ``None`` where that run is missing."""
     profiles = list(dict.fromkeys([DEFAULT_PROFILE] + [r.get("profile", DEFAULT_PROFILE) for r in results
                                                        if r["library"] == PROJECT]))
-    by_key = {(r["model"], r["library"], r.get("profile", DEFAULT_PROFILE)): r for r in results}
+    groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["model"], r["library"], r.get("profile", DEFAULT_PROFILE)), []).append(r)
+    medians = {key: [median_seconds(r["epoch_seconds"]) for r in group] for key, group in groups.items()}
+    time_of = {key: float(statistics.median(m)) for key, m in medians.items()}
     keys = [(library, profile) for library in LIBRARIES for profile in (profiles if library == PROJECT else [DEFAULT_PROFILE])]
     rows = []
     for model in MODELS:
-        ours = {p: median_seconds(by_key[model, PROJECT, p]["epoch_seconds"]) for p in profiles
-                if (model, PROJECT, p) in by_key}
         for library, profile in keys:
-            r = by_key.get((model, library, profile))
-            if r is None:
+            group = groups.get((model, library, profile))
+            if group is None:
                 continue
-            median = median_seconds(r["epoch_seconds"])
+            selected = next((r for r in group if r.get("selected_epoch") is not None), group[0])
+            median = time_of[model, library, profile]
             rows.append({
-                "section": "peers", "model": model, "library": library, "version": r.get("version", ""),
-                "profile": profile if library == PROJECT else "", "rows": r["rows"], "seconds_per_epoch": median,
-                "epoch_seconds": ";".join(f"{s:.4f}" for s in r["epoch_seconds"]),
-                **{slowdown_key(p): slowdown(median, ours[p]) if p in ours else None for p in profiles},
-                **{f"test_auc_{task}": auc for task, auc in r["test_auc"].items()},
-                "selected_epoch": r.get("selected_epoch"), "epochs_trained": r["epochs_trained"],
-                "peak_rss_mb": r["peak_rss_mb"], "tensor_mb": r.get("tensor_mb"), "n_parameters": r["n_parameters"],
-                "others_cores": r.get("others_cores"), "attempts": r.get("attempts"),
+                "section": "peers", "model": model, "library": library, "version": group[0].get("version", ""),
+                "profile": profile if library == PROJECT else "", "rows": group[0]["rows"], "seconds_per_epoch": median,
+                "processes": len(group), "process_medians": ";".join(f"{m:.4f}" for m in medians[model, library, profile]),
+                "epoch_seconds": ";".join(f"{s:.4f}" for r in group for s in r["epoch_seconds"]),
+                **{slowdown_key(p): slowdown(median, time_of[model, PROJECT, p]) if (model, PROJECT, p) in time_of
+                   else None for p in profiles},
+                **{f"test_auc_{task}": auc for task, auc in selected["test_auc"].items()},
+                "selected_epoch": selected.get("selected_epoch"), "epochs_trained": selected["epochs_trained"],
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in group), "tensor_mb": selected.get("tensor_mb"),
+                "n_parameters": selected["n_parameters"],
+                "others_cores": max((r.get("others_cores") or 0.0) for r in group) if any(
+                    r.get("others_cores") is not None for r in group) else None,
+                "attempts": sum(r.get("attempts") or 1 for r in group),
             })
     return rows
 
@@ -264,10 +274,10 @@ def slowdown_key(profile: str) -> str:
 def comparison_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> str:
     profiles = [r["profile"] for r in rows if r["library"] == PROJECT] or [DEFAULT_PROFILE]
     profiles = list(dict.fromkeys([DEFAULT_PROFILE, *profiles]))
-    headers = ["model", "library", "s/epoch (median)", "timed epochs (s)",
+    headers = ["model", "library", "s/epoch (median)", "each process's median (s)",
                *("peer / ours" if p == DEFAULT_PROFILE else f"peer / ours ({p})" for p in profiles),
                *(f"test AUC {t}" for t in tasks), "epochs (selected / run)", "peak RSS (MB)", "tensors (MB)",
-               "parameters", "other jobs (cores)"]
+               "parameters", "other jobs (cores, max)"]
     cells = []
     for r in rows:
         label = f"{r['library']} {r['version']}".strip()
@@ -277,7 +287,7 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str])
         selected = "" if r.get("selected_epoch") is None else f"{r['selected_epoch']} / {r['epochs_trained']}"
         cells.append([
             MODELS[r["model"]], label, fmt(r["seconds_per_epoch"], 2),
-            ", ".join(f"{float(s):.2f}" for s in r["epoch_seconds"].split(";")),
+            ", ".join(f"{float(s):.2f}" for s in r["process_medians"].split(";")),
             *("" if ratio is None else f"{ratio:.2f}x" for ratio in ratios),
             *(fmt(r.get(f"test_auc_{t}"), 4) for t in tasks), selected,
             fmt(r["peak_rss_mb"], 0), fmt(r["tensor_mb"], 1), f"{r['n_parameters']:,}", fmt(r.get("others_cores"), 2),

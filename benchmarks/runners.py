@@ -121,7 +121,27 @@ class SelectOnValidation:
                 "test_auc": auc_by_task(data.tasks, data.splits["test"].y_numpy, self.group.state)}
 
 
-def train_to_selection(run_epoch: Callable[[int], Any], selector: SelectOnValidation, warmup: int, timed: int,
+class TimingOnly:
+    """A selector for a timing-only measurement: no validation; stop after ``epochs`` epochs."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def after_epoch(self, epoch: int) -> bool:
+        return epoch >= self.epochs
+
+    def outcome(self, data: Processed) -> dict[str, Any]:
+        return {"epochs_trained": self.epochs}
+
+
+def make_selector(select: bool, predict: Callable[[str], np.ndarray], data: Processed, cfg: TrainConfig,
+                  warmup: int, timed: int) -> SelectOnValidation | TimingOnly:
+    """:class:`SelectOnValidation` (never stopping before the timed epochs are done), or with
+    ``select`` False a :class:`TimingOnly` that stops right after them."""
+    return SelectOnValidation(predict, data, cfg, warmup + timed) if select else TimingOnly(warmup + timed)
+
+
+def train_to_selection(run_epoch: Callable[[int], Any], selector: SelectOnValidation | TimingOnly, warmup: int, timed: int,
                        clock: Callable[[], float] = time.perf_counter) -> list[float]:
     """Train epoch after epoch (``run_epoch(k)``, k from 0), each followed by ``selector``'s
     untimed validation, until it stops; returns the seconds of the ``timed`` epochs after the first
@@ -141,9 +161,9 @@ def train_to_selection(run_epoch: Callable[[int], Any], selector: SelectOnValida
 
 
 def run_project(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int, timed: int,
-                seed: int) -> dict[str, Any]:
+                seed: int, select: bool = True) -> dict[str, Any]:
     trainer = ProjectTrainer(model, hparams, data, cfg, seed)
-    selector = SelectOnValidation(lambda split: trainer.predict(data.splits[split]), data, cfg, warmup + timed)
+    selector = make_selector(select, lambda split: trainer.predict(data.splits[split]), data, cfg, warmup, timed)
     seconds = train_to_selection(lambda _: trainer.run_epoch(), selector, warmup, timed)
     return result(PROJECT, model, data.splits["train"].rows, seconds, sum(p.numel() for p in trainer.model.parameters()),
                   tensor_mb=trainer.tensor_mb(data), **selector.outcome(data))
@@ -212,7 +232,7 @@ def auc_by_task(tasks, y: np.ndarray, prediction: np.ndarray) -> dict[str, float
 
 
 def run_torch_rechub(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
-                     timed: int, seed: int) -> dict[str, Any]:
+                     timed: int, seed: int, select: bool = True) -> dict[str, Any]:
     """torch-rechub as its census example (examples/ranking/run_census.py) trains: feature objects,
     ``DataGenerator(...).generate_dataloader`` (a DataLoader over a per-row Dataset) and
     ``MTLTrainer``; each epoch is ``MTLTrainer.train_one_epoch``, the training half of its ``fit``."""
@@ -243,14 +263,14 @@ def run_torch_rechub(model: str, hparams: Mapping[str, Any], data: Processed, cf
             loader = DataLoader(PredictDataset(rows[split]), batch_size=cfg.eval_batch_size)
             return np.asarray(trainer.predict(trainer.model, loader))
 
-        selector = SelectOnValidation(predict_split, data, cfg, warmup + timed)
+        selector = make_selector(select, predict_split, data, cfg, warmup, timed)
         seconds = train_to_selection(lambda _: trainer.train_one_epoch(loaders[0]), selector, warmup, timed)
     return result(TORCH_RECHUB, model, len(y_train), seconds, sum(p.numel() for p in net.parameters()),
                   **selector.outcome(data))
 
 
 def run_deepctr_torch(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
-                      timed: int, seed: int) -> dict[str, Any]:
+                      timed: int, seed: int, select: bool = True) -> dict[str, Any]:
     """deepctr-torch as its docs train: feature columns, ``model.compile`` and one ``model.fit``
     (``verbose=0``: no per-batch training metrics); a callback times each epoch between
     ``on_epoch_begin`` and ``on_epoch_end``, then validates it and stops ``fit`` as the selector says."""
@@ -263,7 +283,7 @@ def run_deepctr_torch(model: str, hparams: Mapping[str, Any], data: Processed, c
         """Times each epoch from ``on_epoch_begin`` to ``on_epoch_end``, then validates it (untimed)
         and sets ``stop_training`` when the selector stops."""
 
-        def __init__(self, selector: SelectOnValidation) -> None:
+        def __init__(self, selector: SelectOnValidation | TimingOnly) -> None:
             super().__init__()
             self.selector = selector
             self.marks: list[tuple[float, float]] = []
@@ -287,8 +307,8 @@ def run_deepctr_torch(model: str, hparams: Mapping[str, Any], data: Processed, c
     net.compile(torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay),
                 loss=["binary_crossentropy"] * len(data.tasks))
     (x_train, y_train), rows = inputs["train"], {split: inputs[split][0] for split in ("validation", "test")}
-    selector = SelectOnValidation(lambda split: net.predict(dict(rows[split]), batch_size=cfg.eval_batch_size), data, cfg,
-                                  warmup + timed)
+    selector = make_selector(select, lambda split: net.predict(dict(rows[split]), batch_size=cfg.eval_batch_size), data,
+                             cfg, warmup, timed)
     clock = EpochClock(selector)
     net.fit(dict(x_train), y_train, batch_size=cfg.batch_size, epochs=cfg.max_epochs, verbose=0, callbacks=[clock])
     return result(DEEPCTR_TORCH, model, len(y_train), epoch_seconds(clock.marks[:warmup + timed], warmup),

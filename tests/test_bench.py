@@ -159,12 +159,12 @@ def test_comparison_rows_and_table_with_known_numbers() -> None:
     assert by["mmoe", core.PROJECT]["epoch_seconds"] == "1.0000;1.2000;1.1000"
 
     table = core.comparison_markdown(rows, TASKS).splitlines()
-    assert table[0] == ("| model | library | s/epoch (median) | timed epochs (s) | peer / ours | test AUC income | "
+    assert table[0] == ("| model | library | s/epoch (median) | each process's median (s) | peer / ours | test AUC income | "
                         "test AUC marital | epochs (selected / run) | peak RSS (MB) | tensors (MB) | parameters | "
-                        "other jobs (cores) |")
-    assert table[4] == ("| MMoE | mtl-replication 9.9 | 1.10 | 1.00, 1.20, 1.10 | 1.00x | 0.9412 | 0.9945 |  | 500 | 82.2 | "
+                        "other jobs (cores, max) |")
+    assert table[4] == ("| MMoE | mtl-replication 9.9 | 1.10 | 1.10 | 1.00x | 0.9412 | 0.9945 |  | 500 | 82.2 | "
                         "12,345 | 0.04 |")
-    assert table[6] == ("| MMoE | deepctr-torch 9.9 | 3.30 | 3.30, 3.40, 3.20 | 3.00x | 0.9500 | 0.9900 |  | 500 |  | "
+    assert table[6] == ("| MMoE | deepctr-torch 9.9 | 3.30 | 3.30 | 3.00x | 0.9500 | 0.9900 |  | 500 |  | "
                         "12,345 | 0.04 |")
     assert table[3].startswith("| PLE | torch-rechub 9.9 | 10.00 |") and "| 5.00x |" in table[3]
     assert len(table) == 2 + len(rows)
@@ -184,14 +184,34 @@ def test_comparison_rows_with_a_profile_give_a_ratio_against_each_project_run() 
     assert rows[1]["slowdown_vs_project"] == 0.75 and rows[1]["slowdown_vs_project_fast"] == 1.0
     table = core.comparison_markdown(rows, TASKS).splitlines()
     assert "| peer / ours | peer / ours (fast) |" in table[0]
-    assert table[3].startswith("| PLE | mtl-replication 9.9 (profiles.fast) | 1.50 | 1.50, 1.50, 1.50 | 0.75x | 1.00x |")
+    assert table[3].startswith("| PLE | mtl-replication 9.9 (profiles.fast) | 1.50 | 1.50 | 0.75x | 1.00x |")
     assert "| 3.00x | 4.00x | 0.9500 | 0.9900 | 20 / 23 |" in table[4]
+
+
+def test_a_row_measured_in_several_processes_takes_the_median_of_medians_and_the_selecting_runs_auc() -> None:
+    results = [
+        fake_result(core.PROJECT, "mmoe", [1.0, 1.0, 1.0], aucs=(0.94, 0.99), selected_epoch=12, epochs_trained=15),
+        fake_result(core.TORCH_RECHUB, "mmoe", [5.0, 5.0, 5.0], selected_epoch=9, epochs_trained=12, others=0.3),
+        fake_result(core.PROJECT, "mmoe", [1.6, 1.5, 1.4], aucs=(), epochs_trained=6, rss=900.0),
+        fake_result(core.TORCH_RECHUB, "mmoe", [6.0, 6.2, 6.1], aucs=(), epochs_trained=6, others=None),
+        fake_result(core.PROJECT, "mmoe", [1.2, 1.2, 1.2], aucs=(), epochs_trained=6),
+        fake_result(core.TORCH_RECHUB, "mmoe", [5.5, 5.5, 5.5], aucs=(), epochs_trained=6),
+    ]
+    ours, peer = core.comparison_rows(results)
+    assert ours["processes"] == 3 and ours["process_medians"] == "1.0000;1.5000;1.2000"
+    assert ours["seconds_per_epoch"] == 1.2 and peer["seconds_per_epoch"] == 5.5
+    assert peer["slowdown_vs_project"] == pytest.approx(5.5 / 1.2)
+    assert (ours["test_auc_income"], ours["selected_epoch"], ours["epochs_trained"]) == (0.94, 12, 15)
+    assert ours["peak_rss_mb"] == 900.0 and peer["others_cores"] == 0.3
+    assert len(ours["epoch_seconds"].split(";")) == 9
+    assert "| MMoE | torch-rechub 9.9 | 5.50 | 5.00, 6.10, 5.50 | 4.58x | 0.9500 | 0.9900 | 9 / 12 |" in (
+        core.comparison_markdown([ours, peer], TASKS))
 
 
 def test_comparison_rows_without_the_project_run_leave_the_ratio_blank() -> None:
     rows = core.comparison_rows([fake_result(core.TORCH_RECHUB, "mmoe", [7.0, 7.0, 7.0])])
     assert rows[0]["slowdown_vs_project"] is None
-    assert "| 7.00 | 7.00, 7.00, 7.00 |  |" in core.comparison_markdown(rows, TASKS)
+    assert "| 7.00 | 7.00 |  |" in core.comparison_markdown(rows, TASKS)
 
 
 def test_scaling_rows_give_microseconds_per_row() -> None:
@@ -330,6 +350,8 @@ def test_run_project_selects_and_stops_as_train_seed_does() -> None:
     assert out["epochs_trained"] == record["epochs_run"]
     assert out["test_auc"] == {t: record["test"][t]["auc"] for t in TASKS}
     assert len(out["epoch_seconds"]) == 3
+    timing = run_project("mmoe", hparams, data, cfg, warmup=1, timed=3, seed=3, select=False)
+    assert timing["epochs_trained"] == 4 and timing["test_auc"] == {} and "selected_epoch" not in timing
 
 
 def scripted_selector(val_scores: list[float], cfg: TrainConfig, min_epochs: int) -> SelectOnValidation:

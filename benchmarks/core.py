@@ -4,6 +4,7 @@ the tables. Nothing here imports a peer library or trains, so the tests exercise
 
 from __future__ import annotations
 
+import itertools
 import math
 import resource
 import statistics
@@ -27,19 +28,24 @@ MIN_TIMED_EPOCHS = 3
 
 
 def time_epochs(run_epoch: Callable[[int], Any], warmup: int, timed: int,
-                clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Run ``warmup + timed`` epochs (``run_epoch(k)``, k from 0) and return the seconds of the timed
-    ones, each measured by ``clock`` around its own call only."""
+                clock: Callable[[], float] = time.perf_counter, stop: Callable[[int], bool] | None = None) -> list[float]:
+    """Run epochs (``run_epoch(k)``, k from 0) and return the seconds of the ``timed`` ones after the
+    first ``warmup``, each measured by ``clock`` around its own call only. After epoch k + 1,
+    ``stop(k + 1)`` says whether to end (a model selection's untimed validation may run there); by
+    default training ends after ``warmup + timed`` epochs."""
     if warmup < 0 or timed < 1:
         raise ValueError(f"need warmup >= 0 and timed >= 1 epochs, got {warmup} and {timed}")
-    for k in range(warmup):
-        run_epoch(k)
+    stop = stop or (lambda epoch: epoch >= warmup + timed)
     seconds = []
-    for k in range(warmup, warmup + timed):
+    for k in itertools.count():
         start = clock()
         run_epoch(k)
-        seconds.append(clock() - start)
-    return seconds
+        elapsed = clock() - start
+        if warmup <= k < warmup + timed:
+            seconds.append(elapsed)
+        if stop(k + 1):
+            return seconds
+    raise AssertionError("unreachable")
 
 
 def epoch_seconds(marks: Sequence[tuple[float, float]], warmup: int) -> list[float]:
@@ -238,8 +244,7 @@ def comparison_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
     groups: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["model"], r["library"], r.get("profile", DEFAULT_PROFILE)), []).append(r)
-    medians = {key: [median_seconds(r["epoch_seconds"]) for r in group] for key, group in groups.items()}
-    time_of = {key: float(statistics.median(m)) for key, m in medians.items()}
+    time_of = {key: pooled_seconds(group) for key, group in groups.items()}
     keys = [(library, profile) for library in LIBRARIES for profile in (profiles if library == PROJECT else [DEFAULT_PROFILE])]
     rows = []
     for model in MODELS:
@@ -251,20 +256,33 @@ def comparison_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             median = time_of[model, library, profile]
             rows.append({
                 "section": "peers", "model": model, "library": library, "version": group[0].get("version", ""),
-                "profile": profile if library == PROJECT else "", "rows": group[0]["rows"], "seconds_per_epoch": median,
-                "processes": len(group), "process_medians": ";".join(f"{m:.4f}" for m in medians[model, library, profile]),
-                "epoch_seconds": ";".join(f"{s:.4f}" for r in group for s in r["epoch_seconds"]),
+                "profile": profile if library == PROJECT else "", "rows": group[0]["rows"], **pooled(group),
                 **{slowdown_key(p): slowdown(median, time_of[model, PROJECT, p]) if (model, PROJECT, p) in time_of
                    else None for p in profiles},
                 **{f"test_auc_{task}": auc for task, auc in selected["test_auc"].items()},
                 "selected_epoch": selected.get("selected_epoch"), "epochs_trained": selected["epochs_trained"],
-                "peak_rss_mb": max(r["peak_rss_mb"] for r in group), "tensor_mb": selected.get("tensor_mb"),
-                "n_parameters": selected["n_parameters"],
-                "others_cores": max((r.get("others_cores") or 0.0) for r in group) if any(
-                    r.get("others_cores") is not None for r in group) else None,
-                "attempts": sum(r.get("attempts") or 1 for r in group),
+                "tensor_mb": selected.get("tensor_mb"), "n_parameters": selected["n_parameters"],
             })
     return rows
+
+
+def pooled_seconds(group: Sequence[Mapping[str, Any]]) -> float:
+    """The epoch time of one measurement made in several processes: the median of their medians."""
+    return float(statistics.median([median_seconds(r["epoch_seconds"]) for r in group]))
+
+
+def pooled(group: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The columns every section's row takes from the processes that measured it: the pooled epoch
+    time, each process's median and every timed epoch, the largest peak RSS and load, and the
+    attempts summed."""
+    others = [r["others_cores"] for r in group if r.get("others_cores") is not None]
+    return {
+        "seconds_per_epoch": pooled_seconds(group), "processes": len(group),
+        "process_medians": ";".join(f"{median_seconds(r['epoch_seconds']):.4f}" for r in group),
+        "epoch_seconds": ";".join(f"{s:.4f}" for r in group for s in r["epoch_seconds"]),
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in group), "others_cores": max(others) if others else None,
+        "attempts": sum(r.get("attempts") or 1 for r in group),
+    }
 
 
 def slowdown_key(profile: str) -> str:
@@ -292,6 +310,39 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str])
             *(fmt(r.get(f"test_auc_{t}"), 4) for t in tasks), selected,
             fmt(r["peak_rss_mb"], 0), fmt(r["tensor_mb"], 1), f"{r['n_parameters']:,}", fmt(r.get("others_cores"), 2),
         ])
+    return markdown_table(headers, cells)
+
+
+def summary_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> str:
+    """The peers section in brief, as the README quotes it: per model, each library's seconds per
+    epoch and test AUCs (tasks joined by " / "), with each peer's slowdown against every one of this
+    project's runs in brackets. ``rows`` as :func:`comparison_rows` gives them, or as ``bench.csv``
+    holds them (strings)."""
+    def num(value: Any) -> float | None:
+        return None if value in (None, "") else float(value)
+
+    columns = list(dict.fromkeys((r["library"], r["profile"] or "", r["version"]) for r in rows))
+    profiles = [profile for library, profile, _ in columns if library == PROJECT]
+    headers = ["model"] + [(f"this project ({profile})" if profile == DEFAULT_PROFILE else f"this project (`profiles.{profile}`)")
+                           if library == PROJECT else f"{library} {version}" for library, profile, version in columns]
+    cells = []
+    for model in MODELS:
+        by_column = {(r["library"], r["profile"] or "", r["version"]): r for r in rows if r["model"] == model}
+        if not by_column:
+            continue
+        line = [MODELS[model]]
+        for column in columns:
+            r = by_column.get(column)
+            if r is None:
+                line.append("")
+                continue
+            aucs = " / ".join(fmt(num(r.get(f"test_auc_{t}")), 4) for t in tasks)
+            cell = f"{num(r['seconds_per_epoch']):.2f} s, AUC {aucs}"
+            if column[0] != PROJECT:
+                ratios = [num(r.get(slowdown_key(p))) for p in profiles]
+                cell += " (" + "; ".join("" if x is None else f"{x:.2f}x" for x in ratios) + ")"
+            line.append(cell)
+        cells.append(line)
     return markdown_table(headers, cells)
 
 
@@ -329,22 +380,15 @@ def together_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["model"], r["together"]), []).append(r)
-    medians = {key: [median_seconds(r["epoch_seconds"]) for r in group] for key, group in groups.items()}
     rows = []
     for (model, together), group in groups.items():
-        median = float(statistics.median(medians[model, together]))
-        per_seed = median / together
-        lone = float(statistics.median(medians[model, 1])) if (model, 1) in medians else None
+        columns = pooled(group)
+        per_seed = columns["seconds_per_epoch"] / together
+        lone = pooled_seconds(groups[model, 1]) if (model, 1) in groups else None
         rows.append({
             "section": "together", "model": model, "library": PROJECT, "version": group[0].get("version", ""),
-            "together": together, "threads": group[0].get("threads"), "processes": len(group),
-            "seconds_per_epoch": median, "seconds_per_seed_epoch": per_seed,
-            "process_medians": ";".join(f"{m:.4f}" for m in medians[model, together]),
-            "epoch_seconds": ";".join(f"{s:.4f}" for r in group for s in r["epoch_seconds"]),
-            "speedup_per_seed": None if lone is None else lone / per_seed,
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in group), "n_parameters": group[0]["n_parameters"],
-            "others_cores": max((r.get("others_cores") or 0.0) for r in group),
-            "attempts": sum(r.get("attempts") or 1 for r in group),
+            "together": together, "threads": group[0].get("threads"), **columns, "seconds_per_seed_epoch": per_seed,
+            "speedup_per_seed": None if lone is None else lone / per_seed, "n_parameters": group[0]["n_parameters"],
         })
     return rows
 

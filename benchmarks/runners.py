@@ -10,7 +10,6 @@ each library does differently that its API does not let us change.
 
 from __future__ import annotations
 
-import itertools
 import tempfile
 import time
 from importlib import metadata
@@ -141,30 +140,11 @@ def make_selector(select: bool, predict: Callable[[str], np.ndarray], data: Proc
     return SelectOnValidation(predict, data, cfg, warmup + timed) if select else TimingOnly(warmup + timed)
 
 
-def train_to_selection(run_epoch: Callable[[int], Any], selector: SelectOnValidation | TimingOnly, warmup: int, timed: int,
-                       clock: Callable[[], float] = time.perf_counter) -> list[float]:
-    """Train epoch after epoch (``run_epoch(k)``, k from 0), each followed by ``selector``'s
-    untimed validation, until it stops; returns the seconds of the ``timed`` epochs after the first
-    ``warmup`` ones, each measured around its ``run_epoch`` call only."""
-    if warmup < 0 or timed < 1:
-        raise ValueError(f"need warmup >= 0 and timed >= 1 epochs, got {warmup} and {timed}")
-    seconds = []
-    for k in itertools.count():
-        start = clock()
-        run_epoch(k)
-        elapsed = clock() - start
-        if warmup <= k < warmup + timed:
-            seconds.append(elapsed)
-        if selector.after_epoch(k + 1):
-            return seconds
-    raise AssertionError("unreachable")
-
-
 def run_project(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int, timed: int,
                 seed: int, select: bool = True) -> dict[str, Any]:
     trainer = ProjectTrainer(model, hparams, data, cfg, seed)
     selector = make_selector(select, lambda split: trainer.predict(data.splits[split]), data, cfg, warmup, timed)
-    seconds = train_to_selection(lambda _: trainer.run_epoch(), selector, warmup, timed)
+    seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed, stop=selector.after_epoch)
     return result(PROJECT, model, data.splits["train"].rows, seconds, sum(p.numel() for p in trainer.model.parameters()),
                   tensor_mb=trainer.tensor_mb(data), **selector.outcome(data))
 
@@ -264,7 +244,7 @@ def run_torch_rechub(model: str, hparams: Mapping[str, Any], data: Processed, cf
             return np.asarray(trainer.predict(trainer.model, loader))
 
         selector = make_selector(select, predict_split, data, cfg, warmup, timed)
-        seconds = train_to_selection(lambda _: trainer.train_one_epoch(loaders[0]), selector, warmup, timed)
+        seconds = time_epochs(lambda _: trainer.train_one_epoch(loaders[0]), warmup, timed, stop=selector.after_epoch)
     return result(TORCH_RECHUB, model, len(y_train), seconds, sum(p.numel() for p in net.parameters()),
                   **selector.outcome(data))
 

@@ -101,8 +101,8 @@ def linear_by_input(calls: Sequence[tuple[torch.Tensor, nn.Linear]]) -> list[tor
     tensor: the layers that read the same tensor (the same object) have their weights concatenated
     for the forward pass. The parameters stay separate (their initialisation, names and gradients
     are the layers' own); only the rounding of the input's gradient changes, which is now summed
-    inside one product. On a 2-core CPU this takes PLE's epoch from 1.97 to 1.81 s (fp32) and from
-    1.28 to 1.10 s (bf16): fewer, larger products, and in bf16 fewer casts."""
+    inside one product. Fewer, larger products (and in bf16 fewer casts) make PLE's epoch faster on a
+    CPU (benchmarks/README.md, "Profiles")."""
     groups: list[tuple[torch.Tensor, list[int]]] = []
     for i, (x, _) in enumerate(calls):
         group = next((members for tensor, members in groups if tensor is x), None)

@@ -74,11 +74,11 @@ class ExtractionLayer(nn.Module):
         shared = self.shared_experts.activate(first[0])  # (batch, m_s, dim)
         own = {t: self.task_experts[t].activate(first[1 + i]) for i, t in enumerate(names)}  # (batch, m_k, dim)
         gates = {t: self.task_gates[t].activate(first[1 + n + i]) for i, t in enumerate(names)}
-        outputs = {t: mix(gates[t], torch.cat([own[t], shared], dim=1)) for t in self.task_names}
+        outputs = {t: mix(gates[t], torch.cat([own[t], shared], dim=1)) for t in names}
         shared_output = None
         if self.shared_gate is not None:
             gates[SHARED] = self.shared_gate.activate(first[-1])
-            every_expert = torch.cat([*(own[t] for t in self.task_names), shared], dim=1)
+            every_expert = torch.cat([*(own[t] for t in names), shared], dim=1)
             shared_output = mix(gates[SHARED], every_expert)
         return outputs, shared_output, gates
 

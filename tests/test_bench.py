@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from benchmarks import bench, core
-from benchmarks.runners import ProjectTrainer, SelectOnValidation, run_project, run_project_together, train_to_selection
+from benchmarks.runners import ProjectTrainer, SelectOnValidation, run_project, run_project_together
 from replication.data.processed import Processed, Split
 from replication.data.synthetic import SyntheticConfig, generate_arrays
 from replication.train import TrainConfig, train_seed
@@ -206,6 +206,26 @@ def test_a_row_measured_in_several_processes_takes_the_median_of_medians_and_the
     assert len(ours["epoch_seconds"].split(";")) == 9
     assert "| MMoE | torch-rechub 9.9 | 5.50 | 5.00, 6.10, 5.50 | 4.58x | 0.9500 | 0.9900 | 9 / 12 |" in (
         core.comparison_markdown([ours, peer], TASKS))
+
+
+def test_the_readme_speed_table_is_the_one_bench_csv_gives() -> None:
+    import csv
+
+    with open(REPO / "benchmarks" / "results" / "bench.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["section"] == "peers"]
+    table = core.summary_markdown(rows, TASKS)
+    assert table.splitlines()[0].startswith("| model | this project (default) | this project (`profiles.fast`) |")
+    assert table in (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def test_summary_markdown_with_known_numbers() -> None:
+    rows = core.comparison_rows([
+        fake_result(core.PROJECT, "ple", [2.0, 2.0, 2.0], aucs=(0.9468, 0.99471), profile=core.DEFAULT_PROFILE),
+        fake_result(core.PROJECT, "ple", [1.0, 1.0, 1.0], profile="fast"),
+        fake_result(core.TORCH_RECHUB, "ple", [6.0, 6.0, 6.0]),
+    ])
+    assert core.summary_markdown(rows, TASKS).splitlines()[2] == (
+        "| PLE | 2.00 s, AUC 0.9468 / 0.9947 | 1.00 s, AUC 0.9500 / 0.9900 | 6.00 s, AUC 0.9500 / 0.9900 (3.00x; 6.00x) |")
 
 
 def test_comparison_rows_without_the_project_run_leave_the_ratio_blank() -> None:
@@ -406,11 +426,11 @@ def test_train_to_selection_times_only_the_timed_epochs_and_runs_until_the_stop(
         ran.append(k)
         clock.now += 1.0 + k
 
-    seconds = train_to_selection(run_epoch, Stop(), warmup=1, timed=3, clock=clock)  # type: ignore[arg-type]
+    seconds = core.time_epochs(run_epoch, warmup=1, timed=3, clock=clock, stop=Stop().after_epoch)
     assert ran == list(range(7))
     assert seconds == [2.0, 3.0, 4.0]
     with pytest.raises(ValueError, match="timed >= 1"):
-        train_to_selection(run_epoch, Stop(), warmup=0, timed=0)  # type: ignore[arg-type]
+        core.time_epochs(run_epoch, warmup=0, timed=0, stop=Stop().after_epoch)
 
 
 def test_synthetic_training_rows_are_the_generators_training_split() -> None:

@@ -343,7 +343,12 @@ def together(ctx: Context) -> SectionResult:
         f"measured in {args.lone_processes} separate processes: the row gives the median of their medians, because a "
         f"lone run's epoch time varies between processes by more than within one. The speed-up is per seed: the lone "
         f"run's epoch time over the ensemble's epoch time divided by S (above 1: the ensemble trains "
-        f"each seed faster than S lone runs one after another would).\n\n" + core.together_markdown(rows))
+        f"each seed faster than S lone runs one after another would). Fixed cost: each lone process also times "
+        f"an epoch of as many steps of {core.FIXED_COST_BATCH} rows each, nearly all of it the per-step cost that does "
+        f"not grow with the batch (Python, dispatch, autograd, the optimizer's launches). An ensemble that does each "
+        f"seed's arithmetic as a lone run does can at best pay that part once instead of S times: its per-seed "
+        f"speed-up is at most lone / (lone - fixed + fixed / S), the bound column. Only doing the arithmetic "
+        f"itself faster (fused kernels, lower precision) goes beyond it.\n\n" + core.together_markdown(rows))
     return SectionResult(text, rows)
 
 

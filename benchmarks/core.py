@@ -228,6 +228,8 @@ def fmt(value: float | None, digits: int) -> str:
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
 
 
+FIXED_COST_BATCH = 16  # rows per step at which a step's arithmetic is negligible beside its fixed cost
+
 DEFAULT_PROFILE = "default"  # this project's run with params.yaml as it is (no profile)
 
 
@@ -376,7 +378,14 @@ def together_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One tidy row per (model, seeds trained together), in first-measured order. A measurement made
     in several processes is the median of the processes' medians (a lone run's epoch time varies
     from process to process more than within one). Seconds per epoch of the whole ensemble, per seed,
-    and the speed-up per seed over the same model's lone run (``together`` = 1) when measured."""
+    and the speed-up per seed over the same model's lone run (``together`` = 1) when measured.
+
+    The lone run's fixed cost per epoch (``fixed_seconds``: the same number of steps at a few rows
+    each, :func:`benchmarks.runners.fixed_cost_seconds`) bounds what S seeds together can give when
+    each seed's arithmetic costs what it costs in a lone run: at best the ensemble pays the fixed
+    part once instead of S times, so its per-seed speed-up is at most
+    lone / (lone - fixed + fixed / S). Only doing the arithmetic itself faster (fusing kernels,
+    lower precision) goes beyond it."""
     groups: dict[tuple[str, int], list[Mapping[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["model"], r["together"]), []).append(r)
@@ -384,21 +393,30 @@ def together_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for (model, together), group in groups.items():
         columns = pooled(group)
         per_seed = columns["seconds_per_epoch"] / together
-        lone = pooled_seconds(groups[model, 1]) if (model, 1) in groups else None
+        lone_group = groups.get((model, 1), [])
+        lone = pooled_seconds(lone_group) if lone_group else None
+        fixed_group = [{"epoch_seconds": r["fixed_seconds"]} for r in lone_group if r.get("fixed_seconds")]
+        fixed = pooled_seconds(fixed_group) if fixed_group else None
         rows.append({
             "section": "together", "model": model, "library": PROJECT, "version": group[0].get("version", ""),
             "together": together, "threads": group[0].get("threads"), **columns, "seconds_per_seed_epoch": per_seed,
             "speedup_per_seed": None if lone is None else lone / per_seed, "n_parameters": group[0]["n_parameters"],
+            "fixed_seconds_per_epoch": fixed,
+            "speedup_bound": None if lone is None or fixed is None else lone / (lone - fixed + fixed / together),
         })
     return rows
 
 
 def together_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    def times(value: float | None) -> str:
+        return fmt(value, 2) + ("x" if value is not None else "")
+
     headers = ["model", "seeds together", "processes", "s/epoch (median, all seeds)", "each process's median (s)",
-               "s per seed-epoch", "per-seed speed-up over one lone run", "peak RSS (MB)", "other jobs (cores, max)"]
+               "s per seed-epoch", "per-seed speed-up over one lone run", "fixed cost of a lone epoch (s)",
+               "most it could be (fixed cost paid once)", "peak RSS (MB)", "other jobs (cores, max)"]
     cells = [[MODELS.get(r["model"], r["model"]), str(r["together"]), str(r["processes"]), fmt(r["seconds_per_epoch"], 2),
               ", ".join(f"{float(s):.2f}" for s in r["process_medians"].split(";")), fmt(r["seconds_per_seed_epoch"], 3),
-              fmt(r["speedup_per_seed"], 2) + ("x" if r["speedup_per_seed"] is not None else ""),
+              times(r["speedup_per_seed"]), fmt(r.get("fixed_seconds_per_epoch"), 3), times(r.get("speedup_bound")),
               fmt(r["peak_rss_mb"], 0), fmt(r.get("others_cores"), 2)] for r in rows]
     return markdown_table(headers, cells)
 

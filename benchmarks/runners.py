@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from benchmarks.core import (DEEPCTR_TORCH, PROJECT, TORCH_RECHUB, check_labels, deepctr_arguments, epoch_seconds,
-                             feature_specs, peak_rss_mb, rechub_arguments, time_epochs, to_columns)
+from benchmarks.core import (DEEPCTR_TORCH, FIXED_COST_BATCH, PROJECT, TORCH_RECHUB, check_labels, deepctr_arguments,
+                             epoch_seconds, feature_specs, peak_rss_mb, rechub_arguments, time_epochs, to_columns)
 from models import create_model
 from replication.data.processed import Processed, Split
 from replication.metrics import auc
@@ -163,7 +163,8 @@ def run_project_scaling(model: str, hparams: Mapping[str, Any], data: Processed,
 def run_project_together(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
                          timed: int, seed: int, together: int) -> dict[str, Any]:
     """Epoch times of ``together`` seeds trained as one ensemble (``replication.ensemble``: the
-    functions ``train_ensemble`` runs), or of one lone run when ``together`` is 1."""
+    functions ``train_ensemble`` runs), or of one lone run when ``together`` is 1; a lone run also
+    measures its fixed cost per epoch (:func:`fixed_cost_seconds`)."""
     from dataclasses import replace
 
     from replication.ensemble import build_ensemble, ensemble_epoch
@@ -172,22 +173,38 @@ def run_project_together(model: str, hparams: Mapping[str, Any], data: Processed
         trainer = ProjectTrainer(model, hparams, data, cfg, seed)
         seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
         n_parameters = sum(p.numel() for p in trainer.model.parameters())
-    else:
-        cfg = replace(cfg, ensemble=together)
-        seeds, device = list(range(seed, seed + together)), torch.device("cpu")
-        models, template, stack, step_loss = build_ensemble(model, hparams, data, cfg, seeds, device)
-        shuffles = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-        train = data.splits["train"]
-        w0, gamma = loss_weight_schedule(cfg, data.tasks, device)
-        template.train()
+        return result(PROJECT, model, data.splits["train"].rows, seconds, n_parameters, together=1,
+                      fixed_seconds=fixed_cost_seconds(model, hparams, data, cfg, warmup, timed, seed))
+    cfg = replace(cfg, ensemble=together)
+    seeds, device = list(range(seed, seed + together)), torch.device("cpu")
+    models, template, stack, step_loss = build_ensemble(model, hparams, data, cfg, seeds, device)
+    shuffles = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+    train = data.splits["train"]
+    w0, gamma = loss_weight_schedule(cfg, data.tasks, device)
+    template.train()
 
-        def epoch(k: int) -> None:
-            orders = torch.stack([torch.randperm(train.rows, generator=g, device=device) for g in shuffles])
-            ensemble_epoch(step_loss, stack, train, orders, w0 * gamma ** k, cfg)
+    def epoch(k: int) -> None:
+        orders = torch.stack([torch.randperm(train.rows, generator=g, device=device) for g in shuffles])
+        ensemble_epoch(step_loss, stack, train, orders, w0 * gamma ** k, cfg)
 
-        seconds = time_epochs(epoch, warmup, timed)
-        n_parameters = sum(p.numel() for p in models[0].parameters())
+    seconds = time_epochs(epoch, warmup, timed)
+    n_parameters = sum(p.numel() for p in models[0].parameters())
     return result(PROJECT, model, data.splits["train"].rows, seconds, n_parameters, together=together)
+
+
+def fixed_cost_seconds(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
+                       timed: int, seed: int) -> list[float]:
+    """Epoch times of a lone run that takes as many steps as a full epoch does, each of
+    :data:`FIXED_COST_BATCH` rows: the part of an epoch that does not grow with the batch (Python,
+    dispatch, autograd and the optimizer's launches over every parameter). Training seeds together
+    can save at most this part, S - 1 times out of S; the rest, the arithmetic on each seed's rows,
+    every seed still pays (:func:`benchmarks.core.together_rows`' bound)."""
+    from dataclasses import replace
+
+    steps = -(-data.splits["train"].rows // cfg.batch_size)
+    few = Processed(data.schema, {**data.splits, "train": data.splits["train"].head(steps * FIXED_COST_BATCH)})
+    trainer = ProjectTrainer(model, hparams, few, replace(cfg, batch_size=FIXED_COST_BATCH), seed)
+    return time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
 
 
 # ---------------------------------------------------------------------------------------------------

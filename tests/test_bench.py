@@ -564,6 +564,43 @@ def test_a_lone_run_measured_in_several_processes_is_the_median_of_their_medians
     assert "| PLE | 1 | 3 | 1.10 | 1.00, 1.40, 1.10 | 1.100 | 1.00x |" in core.together_markdown(rows)
 
 
+def test_the_bound_on_seeds_together_pays_the_lone_runs_fixed_cost_once():
+    lone = [[2.0, 2.0, 2.0], [2.2, 2.2, 2.2], [1.8, 1.8, 1.8]]  # pooled lone epoch 2.0 s
+    fixed = [[0.5, 0.5, 0.5], [0.4, 0.4, 0.4], [0.6, 0.6, 0.6]]  # pooled fixed cost 0.5 s
+    results = [{"model": "mmoe", "together": 1, "epoch_seconds": s, "fixed_seconds": f, "peak_rss_mb": 500,
+                "n_parameters": 10} for s, f in zip(lone, fixed)]
+    results.append({"model": "mmoe", "together": 10, "epoch_seconds": [19.0] * 3, "peak_rss_mb": 600, "n_parameters": 10})
+    lone_row, ten = core.together_rows(results)
+    assert lone_row["fixed_seconds_per_epoch"] == 0.5 and lone_row["speedup_bound"] == pytest.approx(1.0)
+    # 10 seeds: each pays the 1.5 s of arithmetic and a tenth of the 0.5 s fixed part at best
+    assert ten["speedup_bound"] == pytest.approx(2.0 / (1.5 + 0.05))
+    assert ten["speedup_per_seed"] == pytest.approx(2.0 / 1.9)
+    assert "| MMoE | 10 | 1 | 19.00 | 19.00 | 1.900 | 1.05x | 0.500 | 1.29x |" in core.together_markdown([ten])
+    assert "| MMoE | 1 | 3 | 2.00 | 2.00, 2.20, 1.80 | 2.000 | 1.00x | 0.500 | 1.00x |" in core.together_markdown([lone_row])
+
+
+def test_a_lone_run_of_the_seeds_together_section_also_times_its_fixed_cost():
+    data = tiny_data()
+    out = run_project_together("mmoe", {"expert_units": [8], "tower_units": [4]}, data,
+                               TrainConfig(batch_size=512), warmup=0, timed=2, seed=0, together=1)
+    assert out["together"] == 1 and len(out["epoch_seconds"]) == 2 and len(out["fixed_seconds"]) == 2
+    assert all(s > 0 for s in out["fixed_seconds"])
+
+
+def test_the_fixed_cost_run_takes_a_full_epochs_steps_of_a_few_rows_each(monkeypatch):
+    from benchmarks import runners
+
+    seen = []
+    real = runners.ProjectTrainer.run_epoch
+    monkeypatch.setattr(runners.ProjectTrainer, "run_epoch",
+                        lambda self: seen.append((self.train.rows, self.cfg.batch_size)) or real(self))
+    data = tiny_data()
+    runners.fixed_cost_seconds("mmoe", {"expert_units": [8], "tower_units": [4]}, data, TrainConfig(batch_size=512),
+                               warmup=1, timed=1, seed=0)
+    steps = -(-data.splits["train"].rows // 512)
+    assert seen == [(steps * core.FIXED_COST_BATCH, core.FIXED_COST_BATCH)] * 2
+
+
 def test_an_ensemble_epoch_of_the_bench_runs_the_ensemble_trainer():
     out = run_project_together("mmoe", {"expert_units": [8], "tower_units": [4]}, tiny_data(),
                                        TrainConfig(batch_size=512), warmup=0, timed=1, seed=0, together=3)

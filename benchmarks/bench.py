@@ -229,6 +229,7 @@ class SectionResult:
 class Section:
     name: str
     run: Callable[[Context], SectionResult]
+    default: bool = True  # run when --sections is not given
 
 
 def peer_comparison(ctx: Context) -> SectionResult:
@@ -352,6 +353,19 @@ def together(ctx: Context) -> SectionResult:
     return SectionResult(text, rows)
 
 
+def run_command(ctx: Context, command: list[str], what: str) -> float:
+    """Run a command (``python -m replication ...``) in the repository, logging it; returns its
+    wall-clock seconds, or raises with the tail of its stderr."""
+    ctx.log(f"  {what}: python " + " ".join(command[1:]))
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise BenchError(f"{what} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    ctx.log(f"    {seconds:.0f} s")
+    return seconds
+
+
 def profile_auc(ctx: Context) -> SectionResult:
     """Whether a profile (``profiles.fast``) keeps the test AUC: each model trained by the trainer
     (``python -m replication train --profile P``) on several seeds, to the epochs validation selects,
@@ -373,11 +387,7 @@ def profile_auc(ctx: Context) -> SectionResult:
                 command = [sys.executable, "-m", "replication", "train", "--data", str(args.data), "--model", model,
                            "--seeds", args.profile_seeds, "--params", str(args.params), "--profile", profile,
                            "--out", str(Path(tmp) / model), "--no-checkpoints"]
-                ctx.log(f"  {model}, profiles.{profile}, seeds {args.profile_seeds}: " + " ".join(command[1:]))
-                done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)
-                if done.returncode != 0:
-                    raise BenchError(f"training {model} with profiles.{profile} failed (exit {done.returncode}):\n"
-                                     f"{done.stderr[-3000:]}")
+                run_command(ctx, command, f"{model}, profiles.{profile}, seeds {args.profile_seeds}")
                 records = load_records(Path(tmp))
             hashes = {protocol_hash(r) for r in reference} | {protocol_hash(r) for r in records}
             if len(hashes) != 1:
@@ -400,9 +410,71 @@ def profile_auc(ctx: Context) -> SectionResult:
     return SectionResult(text, rows)
 
 
-# The report's sections, in order.
+def leaderboard(ctx: Context) -> SectionResult:
+    """Wall-clock time of the whole census leaderboard and of the synthetic sweep, trained by the
+    trainer itself (``python -m replication train``, as ``dvc repro``'s train stages run it), with a
+    params.yaml profile (``--leaderboard-profile``, e.g. ``paper``) and ``--leaderboard-set``
+    overrides. Meant for a GPU: on this project's 2-core CPU it takes hours."""
+    import yaml
+
+    from replication.aggregate import load_records
+    from replication.config import apply_profile, load_params, section
+
+    args = ctx.args
+    params = load_params(args.params)
+    if args.leaderboard_profile:
+        params = apply_profile(params, args.leaderboard_profile)
+    seeds = args.leaderboard_seeds or str(params["seeds"])
+    synthetic = section(params, "synthetic")
+    correlations = args.sweep_correlations or list(synthetic["correlations"])
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-leaderboard-") as tmp:
+        params_file = Path(tmp) / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+        settings = [arg for pair in args.leaderboard_set for arg in ("--set", pair)]
+
+        def train(data: Path, model: str, part: str, correlation: float | None, extra: list[str]) -> None:
+            runs = Path(tmp) / "runs" / str(len(rows))  # one folder per command, holding its model's folder
+            command = [sys.executable, "-m", "replication", "train", "--data", str(data), "--model", model,
+                       "--seeds", seeds, "--params", str(params_file), "--out", str(runs / model), "--no-checkpoints",
+                       *extra, *settings]
+            label = f"{part}{'' if correlation is None else f' p={correlation}'} {model}"
+            seconds = run_command(ctx, command, label)
+            rows.append(core.leaderboard_row(part, model, correlation, seconds, load_records(runs)))
+
+        if "census" in args.leaderboard_parts:
+            for model in args.leaderboard_models:
+                train(args.data, model, "census", None, [])
+        if "sweep" in args.leaderboard_parts:
+            for p in correlations:
+                data = Path(tmp) / "synthetic" / f"p{p}"
+                generate = [sys.executable, "-m", "replication", "synth", "--correlation", str(p),
+                            "--n", str(synthetic["rows"]), "--dim", str(synthetic["dim"]), "--scale", str(synthetic["scale"]),
+                            "--n-sines", str(synthetic["n_sines"]), "--noise-std", str(synthetic["noise_std"]),
+                            "--seed", str(synthetic["seed"]),
+                            "--validation-fraction", str(synthetic["validation_fraction"]),
+                            "--test-fraction", str(synthetic["test_fraction"]), "--out", str(data)]
+                rows.append(core.leaderboard_row("sweep data", "", p, run_command(ctx, generate, f"synthetic data p={p}"), []))
+                for model in synthetic["models"]:
+                    train(data, model, "sweep", p, ["--profile", "synthetic"])
+    overrides = ", ".join(f"`{pair}`" for pair in args.leaderboard_set) or "none"
+    text = (
+        "## The leaderboard's time: every model trained to selection\n\n"
+        f"Wall-clock seconds of `python -m replication train` (as `dvc repro`'s train stages run it: seeds {seeds}, "
+        f"validation selecting each seed's epoch, test predictions written), per model; params.yaml"
+        f"{f' with profiles.{args.leaderboard_profile}' if args.leaderboard_profile else ''}, overrides: {overrides}. "
+        f"The census leaderboard uses the processed census data; the sweep generates each correlation's synthetic data "
+        f"({synthetic['rows']} rows, d = {synthetic['dim']}, timed as its own row) and trains "
+        f"{', '.join(synthetic['models'])} with the `synthetic` profile. Device: as the run records name it. Seconds "
+        f"include starting Python and loading the data; training seconds are the records' own (training, validation "
+        f"and test prediction), summed over seeds.\n\n" + core.leaderboard_markdown(rows))
+    return SectionResult(text, rows)
+
+
+# The report's sections, in order; the default ones run unless --sections names others.
 SECTIONS: tuple[Section, ...] = (Section("peers", peer_comparison), Section("profile_auc", profile_auc),
-                                 Section("scaling", scaling), Section("together", together))
+                                 Section("scaling", scaling), Section("together", together),
+                                 Section("leaderboard", leaderboard, default=False))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -487,6 +559,14 @@ def parse_rows(text: str) -> list[int]:
     return out
 
 
+def parse_floats(text: str) -> list[float]:
+    """``0.5,0.9`` -> [0.5, 0.9]."""
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use numbers, comma-separated") from None
+
+
 def parse_names(text: str) -> list[str]:
     """``default,fast`` -> ["default", "fast"]: non-empty names, duplicates dropped."""
     names = list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
@@ -507,7 +587,10 @@ def parse_choice(allowed: Sequence[str]) -> Callable[[str], list[str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--sections", type=parse_choice([s.name for s in SECTIONS]), default=[s.name for s in SECTIONS])
+    p.add_argument("--sections", type=parse_choice([s.name for s in SECTIONS]),
+                   default=[s.name for s in SECTIONS if s.default],
+                   help=f"comma-separated (default: {','.join(s.name for s in SECTIONS if s.default)}; 'leaderboard', "
+                        f"the whole leaderboard's time, only when named)")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="processed census folder (dvc repro prepare)")
     p.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where bench.md and bench.csv are written")
@@ -541,6 +624,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="separate processes measuring each model's lone run in the seeds-together section")
     p.add_argument("--together-models", type=parse_choice(list_models()), default=list_models(),
                    help="models of the seeds-together section (default: every registered model)")
+    p.add_argument("--leaderboard-parts", type=parse_choice(["census", "sweep"]), default=["census", "sweep"],
+                   help="what the leaderboard section trains: the census leaderboard, the synthetic sweep, or both")
+    p.add_argument("--leaderboard-models", type=parse_choice(list_models()), default=list_models(),
+                   help="census models of the leaderboard section (default: every registered model)")
+    p.add_argument("--leaderboard-seeds", default=None, help="seeds of the leaderboard section (default: params.yaml's)")
+    p.add_argument("--leaderboard-profile", default=None,
+                   help="params.yaml profile the leaderboard section trains with (e.g. paper: its sizes, ensembles of 10)")
+    p.add_argument("--leaderboard-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="an override passed to every training command of the leaderboard section (repeatable)")
+    p.add_argument("--sweep-correlations", type=parse_floats, default=None,
+                   help="correlations of the leaderboard section's sweep (default: params.yaml's synthetic.correlations)")
     p.add_argument("--job", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
     return p

@@ -480,3 +480,37 @@ def csv_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for row in rows:
         columns.update(dict.fromkeys(row))
     return list(columns)
+
+
+def leaderboard_row(part: str, model: str, correlation: float | None, seconds: float,
+                    records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One row of the leaderboard section: one training command's (or one data generation's)
+    wall-clock seconds, and what its run records (finished seeds) say: their number, their own
+    seconds summed, their mean epochs run, the ensemble size and the device."""
+    def distinct(values) -> str:
+        return "; ".join(dict.fromkeys(str(v) for v in values))
+
+    return {
+        "section": "leaderboard", "part": part, "model": model, "correlation": correlation, "seconds": seconds,
+        "seeds": len(records), "train_seconds": sum(r["seconds"] for r in records) if records else None,
+        "epochs_run": float(np.mean([r["epochs_run"] for r in records])) if records else None,
+        "ensemble": distinct(r["train"].get("ensemble", 1) for r in records),
+        "device": distinct(r["environment"]["device"] for r in records),
+    }
+
+
+def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as a table, then each part's total seconds and the devices."""
+    headers = ["part", "p", "model", "seeds", "seconds", "records' seconds (summed)", "epochs run (mean)",
+               "seeds together", "device"]
+    cells = [[r["part"], "" if r["correlation"] is None else f"{r['correlation']:g}", MODELS.get(r["model"], r["model"]),
+              str(r["seeds"] or ""), fmt(r["seconds"], 0), fmt(r["train_seconds"], 0), fmt(r["epochs_run"], 1),
+              r["ensemble"], r["device"]] for r in rows]
+    totals: dict[str, float] = {}
+    for r in rows:
+        key = "sweep" if r["part"].startswith("sweep") else r["part"]
+        totals[key] = totals.get(key, 0.0) + r["seconds"]
+    lines = [f"- {part}: {seconds:.0f} s ({seconds / 60:.1f} min)" for part, seconds in totals.items()]
+    devices = "; ".join(dict.fromkeys(r["device"] for r in rows if r["device"])) or "none recorded"
+    return (markdown_table(headers, cells) + "\nIn all (the sweep with its data generation):\n\n" + "\n".join(lines)
+            + f"\n\nDevice: {devices}.\n")

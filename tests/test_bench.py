@@ -1,10 +1,12 @@
 """The benchmark's own logic (benchmarks/): timing on a fake clock, tables with known numbers, the
 feature conversion to the peers' input format, the mapping of params.yaml onto the peers' arguments,
 and that the timed loop is the project's training loop. The peer libraries are not imported here
-(`make test`'s environment does not have them); nothing trains for more than a second."""
+(`make test`'s environment does not have them); nothing trains for more than a second, except one
+run of the leaderboard section on tiny data, whose training commands are subprocesses."""
 
 from __future__ import annotations
 
+import csv
 import sys
 import time
 from pathlib import Path
@@ -495,7 +497,7 @@ def test_parse_rows() -> None:
 
 
 def test_sections_are_named_functions_in_order() -> None:
-    assert [s.name for s in bench.SECTIONS] == ["peers", "profile_auc", "scaling", "together"]
+    assert [s.name for s in bench.SECTIONS] == ["peers", "profile_auc", "scaling", "together", "leaderboard"]
     assert all(callable(s.run) for s in bench.SECTIONS)
 
 
@@ -605,3 +607,67 @@ def test_an_ensemble_epoch_of_the_bench_runs_the_ensemble_trainer():
     out = run_project_together("mmoe", {"expert_units": [8], "tower_units": [4]}, tiny_data(),
                                        TrainConfig(batch_size=512), warmup=0, timed=1, seed=0, together=3)
     assert out["together"] == 3 and len(out["epoch_seconds"]) == 1 and out["epoch_seconds"][0] > 0
+
+
+# --------------------------------------------------------------------------------------------------
+# The leaderboard's time
+
+
+def write_tiny_data(folder: Path) -> Path:
+    """tiny_data() as a processed folder on disk, its schema's hash matching its arrays."""
+    from replication.data.processed import SPLITS, data_hash
+    from replication.io import save_npz, write_json
+
+    data = tiny_data()
+    folder.mkdir(parents=True)
+    for name in SPLITS:
+        split = data.splits[name]
+        save_npz(folder / f"{name}.npz", x_cat=split.x_cat.numpy(), x_num=split.x_num.numpy(), y=split.y_numpy)
+    write_json(folder / "schema.json", {**data.schema, "data_hash": data_hash(folder)})
+    return folder
+
+
+def test_leaderboard_rows_and_table_with_known_numbers() -> None:
+    records = [{"seconds": 4.0, "epochs_run": 5, "train": {"ensemble": 2}, "environment": {"device": "cuda:0 (H)"}},
+               {"seconds": 4.0, "epochs_run": 8, "train": {"ensemble": 2}, "environment": {"device": "cuda:0 (H)"}}]
+    rows = [core.leaderboard_row("census", "mmoe", None, 30.0, records),
+            core.leaderboard_row("sweep data", "", 0.5, 6.0, []),
+            core.leaderboard_row("sweep", "ple", 0.5, 90.0, records)]
+    assert rows[0]["seeds"] == 2 and rows[0]["train_seconds"] == 8.0 and rows[0]["epochs_run"] == 6.5
+    text = core.leaderboard_markdown(rows)
+    assert "| census |  | MMoE | 2 | 30 | 8 | 6.5 | 2 | cuda:0 (H) |" in text
+    assert "| sweep data | 0.5 |  |  | 6 |  |  |  |  |" in text
+    assert "- census: 30 s (0.5 min)\n- sweep: 96 s (1.6 min)" in text
+    assert text.endswith("Device: cuda:0 (H).\n")
+
+
+def test_the_leaderboard_section_runs_only_when_named() -> None:
+    assert "leaderboard" not in bench.build_parser().parse_args([]).sections
+    assert bench.build_parser().parse_args(["--sections", "leaderboard"]).sections == ["leaderboard"]
+
+
+def test_the_leaderboard_section_trains_every_model_and_the_sweep_with_the_trainer(tmp_path: Path) -> None:
+    import yaml
+
+    from replication.config import load_params
+
+    params = load_params(bench.DEFAULT_PARAMS)
+    params["synthetic"] = {**params["synthetic"], "rows": 2000, "dim": 8, "models": ["single_task"]}
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    data = write_tiny_data(tmp_path / "data")
+    code = bench.main(["--sections", "leaderboard", "--data", str(data), "--params", str(params_file),
+                       "--out", str(tmp_path / "out"), "--leaderboard-models", "mmoe,shared_bottom",
+                       "--leaderboard-seeds", "0-1", "--sweep-correlations", "0.5",
+                       "--leaderboard-set", "train.max_epochs=1", "--leaderboard-set", "train.ensemble=2",
+                       "--leaderboard-set", "model_common.embedding_dim=4"])
+    assert code == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "bench.csv").open()))
+    assert [(r["part"], r["model"], r["correlation"], r["seeds"]) for r in rows] == [
+        ("census", "mmoe", "", "2"), ("census", "shared_bottom", "", "2"),
+        ("sweep data", "", "0.5", "0"), ("sweep", "single_task", "0.5", "2")]
+    assert all(float(r["seconds"]) > 0 for r in rows)
+    trained = [r for r in rows if r["seeds"] == "2"]
+    assert all(r["ensemble"] == "2" and r["epochs_run"] == "1.0" and r["device"].startswith("cpu") for r in trained)
+    report = (tmp_path / "out" / "bench.md").read_text()
+    assert "## The leaderboard's time" in report and "`train.ensemble=2`" in report

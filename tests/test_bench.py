@@ -671,3 +671,18 @@ def test_the_leaderboard_section_trains_every_model_and_the_sweep_with_the_train
     assert all(r["ensemble"] == "2" and r["epochs_run"] == "1.0" and r["device"].startswith("cpu") for r in trained)
     report = (tmp_path / "out" / "bench.md").read_text()
     assert "## The leaderboard's time" in report and "`train.ensemble=2`" in report
+
+
+def test_the_gpu_script_needs_a_mirror_and_a_gpu(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    script = REPO / "benchmarks" / "gpu_leaderboard.sh"
+    env = {k: v for k, v in os.environ.items() if k != "MIRROR"}
+    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "set MIRROR to a folder holding the census files" in done.stderr
+    env = {**env, "MIRROR": str(tmp_path), "CUDA_VISIBLE_DEVICES": "", "OUT": str(tmp_path / "out"),
+           "PYTHON": sys.executable}
+    done = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=False)
+    assert done.returncode != 0 and "no GPU visible to torch" in done.stderr
+    assert not (tmp_path / "out").exists()

@@ -502,7 +502,7 @@ def leaderboard_row(part: str, model: str, correlation: float | None, seconds: f
 def leaderboard_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     """The rows as a table, then each part's total seconds and the devices."""
     headers = ["part", "p", "model", "seeds", "seconds", "records' seconds (summed)", "epochs run (mean)",
-               "seeds together", "device"]
+               "train.ensemble", "device"]
     cells = [[r["part"], "" if r["correlation"] is None else f"{r['correlation']:g}", MODELS.get(r["model"], r["model"]),
               str(r["seeds"] or ""), fmt(r["seconds"], 0), fmt(r["train_seconds"], 0), fmt(r["epochs_run"], 1),
               r["ensemble"], r["device"]] for r in rows]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from dataclasses import replace
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
@@ -165,8 +166,6 @@ def run_project_together(model: str, hparams: Mapping[str, Any], data: Processed
     """Epoch times of ``together`` seeds trained as one ensemble (``replication.ensemble``: the
     functions ``train_ensemble`` runs), or of one lone run when ``together`` is 1; a lone run also
     measures its fixed cost per epoch (:func:`fixed_cost_seconds`)."""
-    from dataclasses import replace
-
     from replication.ensemble import build_ensemble, ensemble_epoch
 
     if together == 1:
@@ -199,8 +198,6 @@ def fixed_cost_seconds(model: str, hparams: Mapping[str, Any], data: Processed, 
     dispatch, autograd and the optimizer's launches over every parameter). Training seeds together
     can save at most this part, S - 1 times out of S; the rest, the arithmetic on each seed's rows,
     every seed still pays (:func:`benchmarks.core.together_rows`' bound)."""
-    from dataclasses import replace
-
     steps = -(-data.splits["train"].rows // cfg.batch_size)
     few = Processed(data.schema, {**data.splits, "train": data.splits["train"].head(steps * FIXED_COST_BATCH)})
     trainer = ProjectTrainer(model, hparams, few, replace(cfg, batch_size=FIXED_COST_BATCH), seed)

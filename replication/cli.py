@@ -30,18 +30,23 @@ def _prepare(args: argparse.Namespace) -> None:
 
 
 def _synth(args: argparse.Namespace) -> None:
-    from replication.data.synthetic import SyntheticConfig, generate_synthetic
+    from replication.data.synthetic import SyntheticConfig, generate_replicates
     from replication.progress import log
+    from replication.train import parse_seeds
 
     cfg = from_mapping(SyntheticConfig, {
         "correlation": args.correlation, "rows": args.n, "dim": args.dim, "scale": args.scale,
         "n_sines": args.n_sines, "noise_std": args.noise_std, "seed": args.seed,
         "validation_fraction": args.validation_fraction, "test_fraction": args.test_fraction,
     }, "synth")
-    schema = generate_synthetic(cfg, Path(args.out))
-    rows = ", ".join(f"{name} {info['rows']}" for name, info in schema["splits"].items())
-    log(f"synthetic data in {args.out}: {rows}; cos(w1, w2) = {schema['generator']['cos_w1_w2']:.6f}, "
-        f"label correlation (train) {schema['label_correlation_train']:.4f}")
+    written = generate_replicates(cfg, parse_seeds(args.seeds), args.data_seeds, Path(args.out))
+    if args.data_seeds == "per_seed":
+        log(f"synthetic data in {args.out}: one replicate per training seed ({args.seeds}), "
+            f"set {written['data_hash'][:12]}")
+        return
+    rows = ", ".join(f"{name} {info['rows']}" for name, info in written["splits"].items())
+    log(f"synthetic data in {args.out}: {rows}; cos(w1, w2) = {written['generator']['cos_w1_w2']:.6f}, "
+        f"label correlation (train) {written['label_correlation_train']:.4f}")
 
 
 def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -78,16 +83,16 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
 
 def _train(args: argparse.Namespace) -> None:
     from models.registry import model_spec
-    from replication.data.processed import load_processed
+    from replication.data.processed import load_data
     from replication.train import parse_seeds, train_model
 
     # A model of one's own (FILE.py:Class) is recorded under its stable name, as `compare` does.
     model = model_spec(args.model) if ":" in args.model else args.model
-    _, cfg, hparams = _training_setup(args, model)
+    params, cfg, hparams = _training_setup(args, model)
     if args.executor is not None:
         cfg = dataclasses.replace(cfg, executor=args.executor)
-    seeds = parse_seeds(args.seeds)
-    train_model(model, hparams, load_processed(args.data), cfg, seeds, Path(args.out),
+    seeds = parse_seeds(args.seeds if args.seeds is not None else str(params.get("seeds", "0-9")))
+    train_model(model, hparams, load_data(args.data), cfg, seeds, Path(args.out),
                 checkpoints=None if args.no_checkpoints else args.checkpoints,
                 checkpoint_seconds=args.checkpoint_seconds)
 
@@ -215,15 +220,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-std", type=float, default=0.1,
                    help="std of each label's noise (0.1: the papers' N(0, 0.01) read as a variance)")
     p.add_argument("--seed", type=int, default=0, help="seed of the whole data set (weights, sines, rows)")
+    p.add_argument("--data-seeds", choices=["shared", "per_seed"], default="shared",
+                   help="shared: one data set for every training seed; per_seed: one replicate per training seed "
+                        "(--seeds), each its own draw of everything (params.yaml synthetic.data_seeds)")
+    p.add_argument("--seeds", default="0-9", help="the training seeds that get a replicate (with --data-seeds per_seed)")
     p.add_argument("--validation-fraction", type=float, default=0.1, help="share of rows for validation")
     p.add_argument("--test-fraction", type=float, default=0.1, help="share of rows for test")
     p.add_argument("--out", required=True, help="folder for the processed arrays")
     p.set_defaults(func=_synth)
 
     p = commands.add_parser("train", help="train one model over several seeds")
-    p.add_argument("--data", required=True, help="processed data folder")
+    p.add_argument("--data", required=True, help="processed data folder, or a replicate set (one per seed)")
     p.add_argument("--model", required=True, help="registered model name (see `models`), or PATH.py:ClassName")
-    p.add_argument("--seeds", default="0-9", help="seeds, e.g. 0-9 or 0,2,5-7")
+    p.add_argument("--seeds", default=None, help="seeds, e.g. 0-9 or 0,2,5-7 (default: params.yaml's seeds)")
     p.add_argument("--out", required=True, help="folder for the run records and predictions")
     p.add_argument("--checkpoints", type=Path, default=Path(".checkpoints"),
                    help="folder for unfinished seeds' checkpoints: rerunning an interrupted command resumes from "

@@ -33,9 +33,10 @@ from models import create_model
 from replication.data.processed import Processed, Split
 from replication.progress import log, progress
 from replication.seeding import rng_state, seed_everything, set_rng_state
+from replication.runfolder import SeedCheckpoint
 from replication.train import (
-    SeedCheckpoint, TrainConfig, autocast, diverged, evaluate, finish_seed, joint_loss, loss_weight_schedule,
-    make_optimizer, selection_groups, selection_score, stopped, to_predictions,
+    TrainConfig, autocast, diverged, evaluate, finish_seed, joint_loss, loss_weight_schedule, make_optimizer,
+    selection_groups, selection_score, shadow_groups, stopped, to_predictions,
 )
 
 
@@ -131,6 +132,7 @@ def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed,
     w0, gamma = loss_weight_schedule(cfg, tasks, device)
     train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
     groups = [selection_groups(m, tasks, data.schema["main_task"], cfg.selection) for m in models]
+    shadows = [shadow_groups(mine, tasks) for mine in groups]
     histories: list[list[dict[str, Any]]] = [[] for _ in seeds]
     failures: list[dict[str, Any] | None] = [None for _ in seeds]
     alive = list(range(len(seeds)))  # positions in ``seeds`` of the seeds still training, stack order
@@ -143,8 +145,8 @@ def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed,
         for shuffle, state in zip(shuffles, saved["shuffles"]):
             shuffle.set_state(state)
         set_rng_state(saved["rng"])
-        for mine, theirs in zip(groups, saved["groups"]):
-            for group, (score, epoch, state) in zip(mine, theirs):
+        for mine, shadow, theirs in zip(groups, shadows, saved["groups"], strict=True):
+            for group, (score, epoch, state) in zip(mine + shadow, theirs, strict=True):
                 group.score, group.epoch, group.state = score, epoch, state
         first_epoch, seconds_before = saved["epoch"] + 1, saved["seconds"]
         log(f"{model_name} seeds {seeds}: resuming after epoch {saved['epoch']} from {checkpoint.folder}")
@@ -167,7 +169,7 @@ def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed,
                 failures[i] = diverged(model_name, seeds[i], epoch, train_losses[row])
                 continue
             metrics = evaluate(predictions[row], data.splits["validation"].y_numpy, tasks)
-            for group in groups[i]:
+            for group in groups[i] + shadows[i]:
                 group.update(epoch, metrics, lambda: stack.state_of(row, keys))
             histories[i].append({"epoch": epoch, "train_loss": train_losses[row], "validation": metrics})
             if not stopped(epoch, groups[i], cfg):
@@ -182,14 +184,15 @@ def train_ensemble(model_name: str, hparams: Mapping[str, Any], data: Processed,
                 "epoch": epoch, "alive": alive, "histories": histories, "failures": failures,
                 "params": {n: p.detach() for n, p in stack.params.items()}, "buffers": stack.buffers,
                 "optimizer": stack.optimizer.state_dict(), "shuffles": [s.get_state() for s in shuffles],
-                "rng": rng_state(), "groups": [[(g.score, g.epoch, g.state) for g in mine] for mine in groups],
+                "rng": rng_state(), "groups": [[(g.score, g.epoch, g.state) for g in mine + shadow]
+                                              for mine, shadow in zip(groups, shadows)],
                 "seconds": seconds_before + time.perf_counter() - started,
             })
             last_saved = time.perf_counter()
 
     seconds = (seconds_before + time.perf_counter() - started) / len(seeds)  # the ensemble's time, shared
-    return [finish_seed(model_name, hparams, models[i], groups[i], histories[i], failures[i], data, cfg, seeds[i],
-                        device, seconds) for i in range(len(seeds))]
+    return [finish_seed(model_name, hparams, models[i], groups[i], shadows[i], histories[i], failures[i], data, cfg,
+                        seeds[i], device, seconds) for i in range(len(seeds))]
 
 
 @torch.no_grad()

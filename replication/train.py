@@ -7,10 +7,14 @@ Eqs. 8-10: ``L = sum_k w_k(t) L_k`` with ``L_k`` averaged over the rows that car
 constant weights by default).
 
 Model selection: after every epoch the validation metrics are computed; the selected epoch is the one
-with the best validation score (mean over tasks of AUC, or of -MSE for regression tasks; or the main
-task's alone), and training stops after ``patience`` epochs without improvement. Models that share
-no parameter between tasks select each task on its own validation metric. Test metrics are computed
-once, for the selected weights only.
+with the best validation score (``train.selection``: ``mean`` over tasks of AUC, or of -MSE for
+regression tasks; ``main_task``, the main task's alone; ``per_task``, each task read at its own best
+epoch), and training stops after ``patience`` epochs without improvement (of every task, for
+``per_task``). Models that share no parameter between tasks always select each task on its own
+validation metric. Test metrics are computed once, for the selected weights only. A multi-task run
+selected as a whole also records, as ``per_task_selection``, each task's test metric at its own best
+validation epoch among the epochs it trained: the selection chance Single-Task gets, read from the
+same run, so that a report can say whether a verdict depends on the rule.
 
 Interruptions lose nothing (:class:`SeedCheckpoint`): a seed's full training state is saved to a
 checkpoint folder every ``checkpoint_seconds``, and a rerun of the same command resumes each
@@ -25,7 +29,6 @@ the same checkpoints); each unit of work (:class:`WorkUnit`) does the same thing
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import hashlib
@@ -34,7 +37,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,10 +51,11 @@ from models import create_model, get_model_class
 from models.registry import ModelError, model_hparams
 from replication.config import ConfigError, require
 from replication.contract import CHECK_ROWS, check_contract, error_location
-from replication.data.processed import Processed, Split
+from replication.data.processed import Processed, Replicates, Split
 from replication.io import atomic_open, save_npz, write_json
 from replication.metrics import METRIC_FOR_TASK_TYPE
 from replication.progress import log, progress
+from replication.runfolder import SeedCheckpoint, run_folder_lock
 from replication.provenance import environment
 from replication.seeding import rng_state, seed_everything, set_rng_state
 
@@ -67,7 +70,7 @@ class TrainConfig:
     batch_size: int = 1024
     max_epochs: int = 100
     patience: int = 3
-    selection: Literal["mean", "main_task"] = "mean"
+    selection: Literal["mean", "main_task", "per_task"] = "mean"
     loss_weights: dict[str, float] = field(default_factory=dict)  # w_k0 per task; missing -> 1
     loss_weight_decay: dict[str, float] = field(default_factory=dict)  # gamma_k per task; missing -> 1
     weight_decay: float = 0.0
@@ -224,52 +227,12 @@ class Selection:
 
 
 def selection_groups(model, tasks, main_task: str, selection: str) -> list[Selection]:
-    """One group per task for models that share nothing; else one group of all tasks, scored on
-    every task (``mean``) or on the main task alone (``main_task``)."""
-    if model.tasks_independent:
+    """One group per task for models that share nothing or under ``per_task``; else one group of
+    all tasks, scored on every task (``mean``) or on the main task alone (``main_task``)."""
+    if model.tasks_independent or selection == "per_task":
         return [Selection((t,), (t,)) for t in tasks]
     scored = tuple(t for t in tasks if t.name == main_task) if selection == "main_task" else tuple(tasks)
     return [Selection(tuple(tasks), scored)]
-
-
-class SeedCheckpoint:
-    """Where one seed's training state lives until its run is complete (see the module docstring).
-
-    The folder's name carries a key that hashes everything that decides the seed's numbers: the
-    model, its hyperparameters, the training configuration (less worker processes, threads and executor),
-    the data's hash, the seed, the device, the torch version, the source of the training code and
-    the model's file, and the output folder. Any change starts afresh; nothing stale is resumed.
-    ``epoch.pt`` holds the state after the last saved epoch; once the seed is finished, its record
-    and predictions are kept there (``record.json``, ``test_predictions.npz``) until the whole
-    command has finished, so that a rerun after an interruption restores them instead of training.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.epoch_file = self.folder / "epoch.pt"
-        self.record_file = self.folder / "record.json"
-        self.predictions_file = self.folder / "test_predictions.npz"
-
-    def load_epoch(self) -> dict[str, Any] | None:
-        if not self.epoch_file.is_file():
-            return None
-        return torch.load(self.epoch_file, map_location="cpu", weights_only=False)
-
-    def save_epoch(self, state: dict[str, Any]) -> None:
-        with atomic_open(self.epoch_file, "wb") as handle:
-            torch.save(state, handle)
-
-    def finished(self) -> bool:
-        return self.record_file.is_file()
-
-    def save_finished(self, record: dict[str, Any], predictions_file: Path | None) -> None:
-        """Keep a finished seed's record and predictions (copied from the output folder; a failed
-        seed has none). The record comes last: its presence marks the seed finished."""
-        if predictions_file is not None:
-            with atomic_open(self.predictions_file, "wb") as handle:
-                handle.write(Path(predictions_file).read_bytes())
-        write_json(self.record_file, record)
-        self.epoch_file.unlink(missing_ok=True)
 
 
 @functools.lru_cache(maxsize=None)
@@ -289,6 +252,12 @@ def training_code_digest(model_name: str) -> str:
     return digest.hexdigest()
 
 
+def shadow_groups(groups: list[Selection], tasks) -> list[Selection]:
+    """Per-task groups that follow a run selected as a whole without steering it (they never stop
+    it): the ``per_task_selection`` of its record. None when the run already selects per task."""
+    return [] if len(groups) == len(tasks) else [Selection((t,), (t,)) for t in tasks]
+
+
 def seed_checkpoint(root: Path, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
                     seed: int | list[int], device: torch.device, out_dir: Path) -> SeedCheckpoint:
     """The checkpoint folder of one seed of one run, or of seeds trained together (a list), under
@@ -296,7 +265,7 @@ def seed_checkpoint(root: Path, model_name: str, hparams: Mapping[str, Any], dat
     key = {
         "model": str(model_name), "hparams": {**model_hparams(model_name), **hparams},
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("seed_workers", "num_threads", "executor")},
-        "data_hash": data.schema["data_hash"], "seed": seed, "device": str(device), "torch": torch.__version__,
+        "data_hash": data.protocol_hash, "seed": seed, "device": str(device), "torch": torch.__version__,
         "code": training_code_digest(model_name), "out": str(Path(out_dir).resolve()), "format": RECORD_FORMAT,
     }
     text = json.dumps(key, sort_keys=True, default=str)
@@ -321,6 +290,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
     w0, gamma = loss_weight_schedule(cfg, tasks, device)
     train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
     groups = selection_groups(model, tasks, data.schema["main_task"], cfg.selection)
+    shadow = shadow_groups(groups, tasks)
     history: list[dict[str, Any]] = []
     first_epoch, seconds_before = 1, 0.0
     saved = checkpoint.load_epoch() if checkpoint is not None else None
@@ -329,7 +299,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
         optimizer.load_state_dict(saved["optimizer"])
         shuffle.set_state(saved["shuffle"])
         set_rng_state(saved["rng"])
-        for group, (score, epoch, state) in zip(groups, saved["groups"]):
+        for group, (score, epoch, state) in zip(groups + shadow, saved["groups"], strict=True):
             group.score, group.epoch, group.state = score, epoch, state
         history, seconds_before = saved["history"], saved["seconds"]
         first_epoch = len(history) + 1
@@ -347,7 +317,7 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
             break
         val_metrics = evaluate(predict(model, val, tasks, cfg.eval_batch_size),
                                data.splits["validation"].y_numpy, tasks)
-        for group in groups:
+        for group in groups + shadow:
             group.update(epoch, val_metrics, lambda: copy.deepcopy(model.state_dict()))
         history.append({"epoch": epoch, "train_loss": train_loss, "validation": val_metrics})
         epochs.set_postfix(val=f"{selection_score(val_metrics, tasks):.4f}")
@@ -356,11 +326,11 @@ def train_seed(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg
         if checkpoint is not None and time.perf_counter() - last_saved >= checkpoint_seconds:
             checkpoint.save_epoch({
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "shuffle": shuffle.get_state(),
-                "rng": rng_state(), "groups": [(g.score, g.epoch, g.state) for g in groups], "history": history,
+                "rng": rng_state(), "groups": [(g.score, g.epoch, g.state) for g in groups + shadow], "history": history,
                 "seconds": seconds_before + time.perf_counter() - started,
             })
             last_saved = time.perf_counter()
-    return finish_seed(model_name, hparams, model, groups, history, failure, data, cfg, seed, device,
+    return finish_seed(model_name, hparams, model, groups, shadow, history, failure, data, cfg, seed, device,
                        seconds_before + time.perf_counter() - started)
 
 
@@ -412,10 +382,12 @@ def stopped(epoch: int, groups: list[Selection], cfg: TrainConfig) -> bool:
 
 
 def finish_seed(model_name: str, hparams: Mapping[str, Any], model: torch.nn.Module, groups: list[Selection],
-                history: list[dict[str, Any]], failure: dict[str, Any] | None, data: Processed, cfg: TrainConfig,
-                seed: int, device: torch.device, seconds: float) -> tuple[dict[str, Any], np.ndarray | None]:
+                shadow: list[Selection], history: list[dict[str, Any]], failure: dict[str, Any] | None,
+                data: Processed, cfg: TrainConfig, seed: int, device: torch.device,
+                seconds: float) -> tuple[dict[str, Any], np.ndarray | None]:
     """A trained seed's record and test predictions: each selection group's selected weights are
-    loaded into ``model`` and predict its tasks on the test split (a failed seed: its record alone)."""
+    loaded into ``model`` and predict its tasks on the test split (a failed seed: its record alone);
+    then the ``shadow`` groups' (:func:`shadow_groups`), for the record's ``per_task_selection``."""
     tasks = data.tasks
     record = {
         "format": RECORD_FORMAT,
@@ -427,16 +399,45 @@ def finish_seed(model_name: str, hparams: Mapping[str, Any], model: torch.nn.Mod
         "dataset": data.schema["dataset"],
         "task_group": data.schema["task_group"],
         "split_seed": data.schema["split_seed"],
-        "data_hash": data.schema["data_hash"],
+        "data_hash": data.protocol_hash,
         "tasks": [{"name": t.name, "type": t.type} for t in tasks],
         "main_task": data.schema["main_task"],
     }
+    if data.set_hash is not None:
+        record["replicate_data_hash"] = data.schema["data_hash"]
     if failure is not None:
         record |= {"failure": failure, "epochs_run": len(history), "seconds": seconds,
                    "environment": environment(str(device)), "history": history}
         return record, None
 
     test = data.splits["test"].to(device)
+    test_prediction, best_epoch, val_best = _selected(model, groups, history, test, tasks, cfg)
+    # Gated models are selected as a whole (one group), so the loaded state is the selected one.
+    gates = gate_usage(model, test, cfg.eval_batch_size) if len(groups) == 1 else {}
+    record |= {
+        "validation": val_best,
+        "test": evaluate(test_prediction, data.splits["test"].y_numpy, tasks),
+        "best_epoch": best_epoch,
+    }
+    if shadow:
+        prediction, epochs, validation = _selected(model, shadow, history, test, tasks, cfg)
+        record["per_task_selection"] = {"validation": validation, "best_epoch": epochs,
+                                        "test": evaluate(prediction, data.splits["test"].y_numpy, tasks)}
+    record |= {
+        "epochs_run": len(history),
+        "n_parameters": sum(p.numel() for p in model.parameters()),
+        "gates_test": gates,
+        "seconds": seconds,
+        "environment": environment(str(device)),
+        "history": history,
+    }
+    return record, test_prediction
+
+
+def _selected(model: torch.nn.Module, groups: list[Selection], history: list[dict[str, Any]], test: Split, tasks,
+              cfg: TrainConfig) -> tuple[np.ndarray, dict[str, int], dict[str, Any]]:
+    """Test predictions of every task under its group's selected weights (loaded into ``model`` in
+    turn), with each task's selected epoch and validation metrics."""
     test_prediction = np.empty((test.rows, len(tasks)))
     best_epoch, val_best = {}, {}
     for group in groups:
@@ -447,20 +448,7 @@ def finish_seed(model_name: str, hparams: Mapping[str, Any], model: torch.nn.Mod
             test_prediction[:, k] = prediction[:, k]
             best_epoch[t.name] = group.epoch
             val_best[t.name] = history[group.epoch - 1]["validation"][t.name]
-    # Gated models are selected as a whole (one group), so the loaded state is the selected one.
-    gates = gate_usage(model, test, cfg.eval_batch_size) if len(groups) == 1 else {}
-    record |= {
-        "validation": val_best,
-        "test": evaluate(test_prediction, data.splits["test"].y_numpy, tasks),
-        "best_epoch": best_epoch,
-        "epochs_run": len(history),
-        "n_parameters": sum(p.numel() for p in model.parameters()),
-        "gates_test": gates,
-        "seconds": seconds,
-        "environment": environment(str(device)),
-        "history": history,
-    }
-    return record, test_prediction
+    return test_prediction, best_epoch, val_best
 
 
 def record_path(out_dir: Path, seed: int) -> Path:
@@ -530,14 +518,14 @@ def _train_and_save(model_name: str, hparams: Mapping[str, Any], data: Processed
                 results = train_ensemble(model_name, hparams, data, cfg, todo, device, show_epochs, ensemble_mark,
                                          checkpoint_seconds)
             else:
-                results = [train_seed(model_name, hparams, data, cfg, seed, device, show_epochs, marks[seed],
-                                      checkpoint_seconds) for seed in todo]
+                results = [train_seed(model_name, hparams, data.for_seed(seed), cfg, seed, device, show_epochs,
+                                      marks[seed], checkpoint_seconds) for seed in todo]
         except Exception as error:
             where = error_location(error, model_name)
             raise ModelError(f"{model_name} seed(s) {', '.join(map(str, todo))}: training failed at {where}: "
                              f"{type(error).__name__}: {error}") from error
         for seed, (record, test_prediction) in zip(todo, results):
-            records[seed] = _save_seed(record, test_prediction, data, out_dir, marks[seed])
+            records[seed] = _save_seed(record, test_prediction, data.for_seed(seed), out_dir, marks[seed])
     if ensemble_mark is not None:
         ensemble_mark.epoch_file.unlink(missing_ok=True)
     return [records[seed] for seed in seeds]
@@ -566,53 +554,11 @@ def _save_seed(record: dict[str, Any], test_prediction: np.ndarray | None, data:
     return record
 
 
-LOCK_NAME = ".train.lock"  # in the output folder; .gitignore and .dvcignore leave it out
-
-
 class TrainingInterrupted(RuntimeError):
     """A worker process or Ray task died (killed, out of memory, its node lost) before its seeds were written."""
 
 
-class RunFolderLocked(ConfigError):
-    """Another process is writing the same output folder."""
-
-
-@contextlib.contextmanager
-def run_folder_lock(out_dir: Path):
-    """Hold an exclusive lock on ``out_dir``: an advisory ``flock`` on its lock file, which the
-    operating system releases even when the process is killed. A second writer is refused at once,
-    with the holder named. The lock file is removed on release (and a lock taken on a file that was
-    removed meanwhile is retried), so a finished folder holds only results."""
-    import fcntl
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / LOCK_NAME
-    while True:
-        handle = open(path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunFolderLocked(f"{out_dir} is being written by {holder}; two writers would interleave their "
-                                  f"records. Wait for it to finish (or stop it), or pass another --out") from None
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                break  # the lock is on the file that is still there
-        handle.close()
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        handle.flush()
-        yield
-    finally:
-        path.unlink(missing_ok=True)
-        handle.close()
-
-
-def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
+def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed | Replicates, cfg: TrainConfig,
                 seeds: list[int], out_dir: Path, checkpoints: Path | None = None,
                 checkpoint_seconds: float = 30.0) -> list[dict[str, Any]]:
     """Train every seed and write, per seed, its predictions and then its record (both atomic).
@@ -622,21 +568,26 @@ def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
     :class:`SeedCheckpoint`); the seeds' checkpoint folders are removed once every seed is written.
     The units of work run where ``cfg.executor`` says (:mod:`replication.executors`: this machine, or
     a Ray cluster); the files are the same either way. Seeds whose loss diverged get a ``failed``
-    record and are listed in a warning."""
+    record and are listed in a warning. ``data`` may be a replicate set: each seed reads its own."""
     from replication.executors import make_executor
 
     # Absolute paths: a unit of work may run in another working directory (a Ray worker, another node).
     out_dir = Path(out_dir).absolute()
     checkpoints = None if checkpoints is None else Path(checkpoints).absolute()
     executor = make_executor(cfg)  # refuses an executor that cannot run here (Ray not installed)
-    unknown_tasks = sorted((set(cfg.loss_weights) | set(cfg.loss_weight_decay)) - {t.name for t in data.tasks})
+    data.require_seeds(seeds)
+    first = data.for_seed(seeds[0])
+    unknown_tasks = sorted((set(cfg.loss_weights) | set(cfg.loss_weight_decay)) - {t.name for t in first.tasks})
     if unknown_tasks:
         raise ConfigError(f"loss weights name task(s) {unknown_tasks} not in the data; its tasks are "
-                          f"{[t.name for t in data.tasks]}")
+                          f"{[t.name for t in first.tasks]}")
     if checkpoint_seconds < 0:
         raise ConfigError(f"--checkpoint-seconds {checkpoint_seconds}: use 0 (after every epoch) or more seconds")
-    head = data.splits["train"].head(CHECK_ROWS)
-    check_contract(model_name, data.schema, hparams, head.x_cat, head.x_num)
+    if cfg.ensemble > 1 and isinstance(data, Replicates):
+        raise ConfigError(f"train.ensemble = {cfg.ensemble} trains seeds together on one data set, but this data gives "
+                          f"each seed its own replicate ({data.directory}); use train.ensemble=1 for it")
+    head = first.splits["train"].head(CHECK_ROWS)
+    check_contract(model_name, first.schema, hparams, head.x_cat, head.x_num)
     with executor:
         device = executor.device(cfg.device)  # this machine's, or the Ray cluster's (auto: a GPU if it has one)
         with run_folder_lock(out_dir):

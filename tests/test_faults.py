@@ -207,7 +207,7 @@ def test_a_second_writer_of_the_same_run_folder_is_refused(workspace: Path, caps
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys
         from pathlib import Path
-        from replication.train import run_folder_lock
+        from replication.runfolder import run_folder_lock
         with run_folder_lock(Path({str(out)!r})):
             print("locked", flush=True)
             sys.stdin.read()

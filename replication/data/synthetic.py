@@ -17,23 +17,32 @@ fits in memory, and the bytes depend only on the parameters and the seed (not on
 machine could afford). The rows are i.i.d., so the splits are consecutive blocks: training first,
 then validation, then test. Output: the processed-data format of :mod:`replication.data.processed`
 (no categorical features, ``d`` numeric ones, two regression tasks ``task1`` and ``task2``).
+
+Replicates (``data_seeds``, a parameter): with ``shared`` every training seed reads one data set (the
+same x, u1, u2, sine parameters and noise), so seeds vary only the initialisation. With ``per_seed``
+(the default in ``params.yaml``, as the MMoE paper's "each run with its own data draw") training
+seed s reads its own replicate, drawn from ``SeedSequence(seed, spawn_key=(s,))``: its own u1, u2,
+alpha, beta, x and noise, so the seeds are independent experiments, and the seeds of two models
+with the same s read the same replicate (paired comparisons stay paired). Replicate s of two
+correlations shares every draw but w2 (common random numbers across the correlation axis).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from replication.config import require
-from replication.data.processed import data_hash
-from replication.io import save_npz, sha256_file, write_json
+from replication.data.processed import REPLICATES_FILE, data_hash, replicate_folder, set_hash
+from replication.io import save_npz, sha256_file, staged_directory, write_json
 
 CHUNK_ROWS = 65_536  # part of the generator's definition: the same seed gives the same bytes everywhere
 TASKS = ("task1", "task2")
+DATA_SEED_RULES = ("shared", "per_seed")
 _TASK_GROUP = "correlation="  # a synthetic data set's task group names its correlation
 
 
@@ -61,6 +70,7 @@ class SyntheticConfig:
     seed: int = 0
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    replicate: int | None = None  # None: the data set of ``seed``; s: replicate s of it (module docstring)
 
     def validate(self, where: str = "synthetic") -> None:
         require(-1.0 <= self.correlation <= 1.0, where, "correlation", self.correlation, "must lie in [-1, 1]")
@@ -69,6 +79,7 @@ class SyntheticConfig:
         require(self.n_sines >= 0, where, "n_sines", self.n_sines, "must be >= 0")
         require(self.noise_std >= 0, where, "noise_std", self.noise_std, "must be >= 0")
         require(self.seed >= 0, where, "seed", self.seed, "must be >= 0")
+        require(self.replicate is None or self.replicate >= 0, where, "replicate", self.replicate, "must be >= 0")
         for name in ("validation_fraction", "test_fraction"):
             value = getattr(self, name)
             require(0 < value < 1, where, name, value, "must lie strictly between 0 and 1")
@@ -115,7 +126,7 @@ class Generator:
 def generate_arrays(cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray, Generator]:
     """All rows as float32 ``x`` (rows, dim) and ``y`` (rows, 2), built chunk by chunk."""
     cfg.validate()
-    root = np.random.SeedSequence(cfg.seed)
+    root = np.random.SeedSequence(cfg.seed, spawn_key=() if cfg.replicate is None else (cfg.replicate,))
     generator_seq, rows_seq = root.spawn(2)
     generator = Generator.draw(cfg, np.random.default_rng(generator_seq))
     x = np.empty((cfg.rows, cfg.dim), dtype=np.float32)
@@ -143,12 +154,13 @@ def generate_synthetic(cfg: SyntheticConfig, out_dir: Path) -> dict[str, Any]:
         split_info[split] = {"rows": n, "label_mean": y[rows].mean(axis=0).tolist(),
                              "sha256": sha256_file(out_dir / f"{split}.npz")}
     w1, w2 = generator.w[:, 0], generator.w[:, 1]
+    generator_info = {k: v for k, v in asdict(cfg).items() if k != "replicate" or v is not None}
     schema = {
         "dataset": "synthetic",
         "task_group": task_group(cfg.correlation),
         "split_seed": cfg.seed,
         "generator": {
-            **asdict(cfg),
+            **generator_info,
             "equations": "y_k = w_k^T x + sum_i sin(alpha_i w_k^T x + beta_i) + eps_k (Ma et al. 2018, Sec. 3.2)",
             "cos_w1_w2": float(w1 @ w2 / (np.linalg.norm(w1) * np.linalg.norm(w2))),
             "alpha": generator.alpha.tolist(),
@@ -166,3 +178,24 @@ def generate_synthetic(cfg: SyntheticConfig, out_dir: Path) -> dict[str, Any]:
     }
     write_json(out_dir / "schema.json", schema)
     return schema
+
+
+def generate_replicates(cfg: SyntheticConfig, seeds: list[int], rule: str, out_dir: Path) -> dict[str, Any]:
+    """The data a set of training seeds reads, by the data seed ``rule`` (module docstring): ``shared``
+    writes one processed data set to ``out_dir``; ``per_seed`` writes replicate s of ``cfg`` to
+    ``out_dir/seed_s`` for every training seed s and lists them in ``replicates.json`` (the set's
+    hash is the hash of the replicates' hashes, in seed order). The folder appears whole or not at all.
+    Returns the manifest (``per_seed``) or the schema (``shared``)."""
+    if rule not in DATA_SEED_RULES:
+        raise ValueError(f"synthetic.data_seeds = {rule!r}: use one of {', '.join(DATA_SEED_RULES)}")
+    with staged_directory(Path(out_dir)) as staging:
+        if rule == "shared":
+            return generate_synthetic(cfg, staging)
+        hashes = {}
+        for seed in seeds:
+            schema = generate_synthetic(replace(cfg, replicate=seed), replicate_folder(staging, seed))
+            hashes[str(seed)] = schema["data_hash"]
+        manifest = {"rule": rule, "seeds": list(seeds), "data_hash": set_hash(hashes), "replicates": hashes,
+                    "task_group": task_group(cfg.correlation), "generator_seed": cfg.seed}
+        write_json(staging / REPLICATES_FILE, manifest)
+        return manifest

@@ -143,9 +143,10 @@ def _experts(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> None:
+    from replication.claims import load_settings
     from replication.sweep import write_sweep
 
-    write_sweep(args.runs, Path(args.out), reference=args.reference)
+    write_sweep(args.runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
 
 
 def _figures(args: argparse.Namespace) -> None:
@@ -271,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with one sub-folder per data set (correlation), each holding one per model")
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help="model the MTL gain is measured against")
+    p.add_argument("--params", default="params.yaml", help="parameter file whose `verdicts` section judges the claims")
     p.set_defaults(func=_sweep)
 
     p = commands.add_parser("figures", help="the papers' tables and figures and REPORT.md, from the results tables")

@@ -1,6 +1,6 @@
 """The synthetic correlation sweep: test MSE and MTL gain per correlation, model and task (PLE Fig. 7,
-MMoE Figs. 3-4), beside the PLE paper's approximate bars, and the papers' two claims checked
-(:mod:`replication.verdicts`).
+MMoE Figs. 3-4), beside the PLE paper's approximate bars, and the registry's synthetic claims judged
+(:mod:`replication.claims`), with the runs its flagged-run rule finds.
 
 Reads ``RUNS/<data set>/<model>/seed_K.json``, one sub-folder per correlation (each one protocol:
 its own data hash). Within a correlation, models are paired with the reference by seed and Holm's
@@ -19,23 +19,32 @@ from replication.compare import ALPHA, compare_to_reference, per_model
 from replication.config import ConfigError
 from replication.data.synthetic import correlation_of
 from replication.io import write_text
-from replication.verdicts import synthetic_verdicts
+from replication.claims import claims_markdown, flagged_markdown, judge_claims
+from replication.verdicts import Settings
 
-def sweep_runs(runs_root: Path) -> pd.DataFrame:
-    """The tidy run table of every correlation under ``runs_root`` with a ``correlation`` column."""
+def sweep_records(runs_root: Path) -> list[list[dict]]:
+    """The finished runs of every correlation under ``runs_root``, one list per data-set folder, each
+    of one protocol and synthetic."""
     folders = sorted(d for d in Path(runs_root).iterdir() if d.is_dir()) if Path(runs_root).is_dir() else []
     if not folders:
         raise ConfigError(f"no data-set folders under {runs_root}; train the sweep first (dvc repro)")
-    frames = []
+    by_folder = []
     for folder in folders:
         records = load_records(folder)
-        protocol = check_protocol(records)
-        if protocol["dataset"] != "synthetic":
-            raise ConfigError(f"{folder} holds {protocol['dataset']} runs; the sweep reads synthetic ones only")
+        if check_protocol(records)["dataset"] != "synthetic":
+            raise ConfigError(f"{folder} holds {records[0]['dataset']} runs; the sweep reads synthetic ones only")
+        by_folder.append(records)
+    return by_folder
+
+
+def sweep_runs(by_folder: list[list[dict]]) -> pd.DataFrame:
+    """The tidy run table of every correlation (:func:`sweep_records`) with a ``correlation`` column."""
+    frames = []
+    for records in by_folder:
+        group = records[0]["task_group"]
         # A run whose selected epoch is the last one allowed was still improving when it stopped.
         at_cap = [r["best_epoch"][t["name"]] >= r["train"]["max_epochs"] for r in records for t in r["tasks"]]
-        frames.append(tidy(records).assign(correlation=correlation_of(protocol["task_group"]),
-                                           task_group=protocol["task_group"], at_epoch_cap=at_cap))
+        frames.append(tidy(records).assign(correlation=correlation_of(group), task_group=group, at_epoch_cap=at_cap))
     runs = pd.concat(frames, ignore_index=True)
     doubled = runs.groupby("correlation")["task_group"].nunique()
     if (doubled > 1).any():
@@ -65,13 +74,30 @@ def sweep_table(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
     return table[["correlation", *[c for c in table.columns if c != "correlation"]]]
 
 
-def findings(table: pd.DataFrame) -> list[str]:
-    """The papers' synthetic claims checked on this table (:func:`replication.verdicts.synthetic_verdicts`),
-    as Markdown lines."""
-    return [f"- {v.claim}: **{v.verdict}**. {v.evidence}." for v in synthetic_verdicts(table)]
+def findings(records: list[dict], settings: Settings) -> tuple[list[str], pd.DataFrame]:
+    """The registry's synthetic claims judged on these runs (:func:`replication.claims.judge_claims`),
+    and the flagged runs, as Markdown lines; and the flagged runs' table."""
+    results, flagged = judge_claims(records, settings)
+    synthetic = sorted({r.claim.family for r in results if r.claim.spec.get("data") == "synthetic"})
+    lines = claims_markdown(results, families=synthetic)
+    lines += ["Flagged runs (validation score more than "
+              f"{settings.flag_z:g} modified z-scores below the model's other seeds at that correlation; the "
+              "verdicts above say where leaving them out changes one):", "", *flagged_markdown(flagged)]
+    return lines, flagged
 
 
-def to_markdown(table: pd.DataFrame, reference: str) -> str:
+def flagged_counts(table: pd.DataFrame, flagged: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with ``n_flagged``: per (correlation, model, task), the seeds flagged there."""
+    counts = (flagged.groupby(["correlation", "model", "task"]).size().rename("n_flagged").reset_index()
+              if not flagged.empty else pd.DataFrame(columns=["correlation", "model", "task", "n_flagged"]))
+    out = table.assign(model=table["model"].astype(str)).merge(
+        counts.astype({"correlation": float, "model": str, "task": str}), on=["correlation", "model", "task"], how="left")
+    out["n_flagged"] = out["n_flagged"].fillna(0).astype(int)
+    out["model"] = pd.Categorical(out["model"], categories=table["model"].cat.categories, ordered=True)
+    return out
+
+
+def to_markdown(table: pd.DataFrame, reference: str, findings_lines: list[str]) -> str:
     _, sources = paper_values()
     paper_cols = [c for c in table.columns if c.startswith("paper_") and c != "paper_note"]
     lines = [
@@ -83,10 +109,13 @@ def to_markdown(table: pd.DataFrame, reference: str) -> str:
         "MSE minus the model's, paired by seed, with its 95% t interval (positive: the model is better); "
         f"`*` = significant at {ALPHA} after Holm's correction over that correlation's (model, task) comparisons. "
         "At cap: seeds whose selected epoch is the last one allowed (`train.max_epochs`), i.e. still improving "
-        "when training stopped; one such seed can move a mean by more than the gains between models.",
+        "when training stopped; one such seed can move a mean by more than the gains between models. "
+        "Flagged: seeds the flagged-run rule finds (below); they are in the means, and the findings say "
+        "where leaving them out changes a verdict.",
         "",
     ]
-    header = ["p", "model", "task", "seeds", "test MSE mean ± std", "MTL gain [95% CI]", "p (Holm)", "at cap"]
+    header = ["p", "model", "task", "seeds", "test MSE mean ± std", "MTL gain [95% CI]", "p (Holm)", "at cap",
+              "flagged"]
     header += [c.removeprefix("paper_") + " (paper)" for c in paper_cols]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table.itertuples(index=False):
@@ -94,19 +123,20 @@ def to_markdown(table: pd.DataFrame, reference: str) -> str:
             f"{r.gain:+.4f} [{r.gain_low:+.4f}, {r.gain_high:+.4f}]{'*' if r.significant else ''}")
         cells = [f"{r.correlation:g}", str(r.model), r.task, str(r.n_seeds),
                  f"{r.mean:.4f} ± {r.std:.4f}", gain, "" if np.isnan(r.pvalue_holm) else f"{r.pvalue_holm:.3g}",
-                 str(r.n_at_epoch_cap) if r.n_at_epoch_cap else ""]
+                 str(r.n_at_epoch_cap) if r.n_at_epoch_cap else "", str(r.n_flagged) if r.n_flagged else ""]
         cells += ["" if np.isnan(getattr(r, c)) else f"{getattr(r, c):+.4f}" for c in paper_cols]
         lines.append("| " + " | ".join(cells) + " |")
     used = sorted(s for s in sources if any(c.startswith(f"paper_{s}_") for c in paper_cols))
     lines += ["", "Paper columns (values read off the printed figure, never ours):"]
     lines += [f"- {s}: {sources[s]['citation']} DOI {sources[s]['doi']}" for s in used]
-    lines += ["", "## Findings (computed from the table above)", "", *findings(table)]
+    lines += ["", "## Findings (the claims registry's synthetic claims, judged on these runs)", "", *findings_lines]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_sweep(runs_root: Path, out: Path, reference: str = "single_task") -> pd.DataFrame:
-    runs = sweep_runs(runs_root)
-    table = sweep_table(runs, reference)
+def write_sweep(runs_root: Path, out: Path, reference: str = "single_task", settings: Settings = Settings()) -> pd.DataFrame:
+    by_folder = sweep_records(runs_root)
+    lines, flagged = findings([r for records in by_folder for r in records], settings)
+    table = flagged_counts(sweep_table(sweep_runs(by_folder), reference), flagged)
     write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False, float_format="%.6g"))
-    write_text(Path(out).with_suffix(".md"), to_markdown(table, reference))
+    write_text(Path(out).with_suffix(".md"), to_markdown(table, reference, lines))
     return table

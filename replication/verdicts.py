@@ -1,90 +1,142 @@
-"""Verdicts on the papers' claims, computed from the statistics (never written by hand).
+"""The verdict rule: four outcomes for a claim, computed from its per-seed differences (never by hand).
 
-A claim that one model beats another is *reproduced* when the paired gain is positive and
-significant, *not reproduced* when it is negative and significant, *inconclusive* otherwise. The
-synthetic claims are checked on each paper's own set of correlations, from the sweep table's means.
-Used by the sweep's findings (``results/synthetic_sweep.md``) and by ``paper_figures/REPORT.md``.
+A claim's per-seed values ``d_s`` are oriented so that the claim says "positive" (model A's test
+AUC minus model B's, or B's MSE minus A's, ...). Within the claim's family of ``m`` claims (fixed by
+the registry, :mod:`replication.claims`), at level ``alpha``:
+
+- **reproduced**: the mean is positive and the two-sided paired t-test is significant after Holm's
+  correction over the family (adjusted p < alpha);
+- **contradicted**: the paper's own effect lies above the family-wise interval (the two-sided
+  ``1 - alpha/m`` t interval: Bonferroni-simultaneous over the family), so the data exclude an
+  effect of the paper's size; where the paper prints no effect, a significant mean of the opposite
+  sign (adjusted p < alpha, mean negative);
+- **no effect (equivalent)**: Schuirmann's TOST at level ``alpha/m`` puts the mean inside
+  ``(-margin, margin)`` (the ``1 - 2 alpha/m`` interval lies inside it);
+- **inconclusive**: anything else, with the seeds a paired t-test at ``alpha/m`` would need to
+  detect the observed mean with the wanted power, or (when the mean lies inside the margin) to
+  show equivalence, at the observed variance.
+
+They are checked in that order: a claim whose paper effect is excluded reads *contradicted* even
+when the data also show equivalence (the evidence line says both). The margin is per metric
+(``params.yaml``'s ``verdicts.margins``, with reasons) and never more than half the paper's own
+effect: a difference smaller than half the claimed one is no replication of it.
+
+A claim made of parts (``all_of``) holds when every part is reproduced; it is contradicted when any
+part is, equivalent when any part is (and none is contradicted), inconclusive otherwise.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
+from scipy import stats
 
-REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, PARTLY, NOT_ASSESSED = (
-    "reproduced", "not reproduced", "inconclusive", "partly reproduced", "not assessed")
-# The correlations each paper plots (PAPER.md): the synthetic claims are checked on each set separately.
-PAPER_CORRELATIONS = {"PLE Fig. 7": (0.2, 0.4, 0.5, 0.75, 1.0), "MMoE Figs. 3-4": (0.5, 0.9, 1.0)}
-HARD_SHARING, MMOE, PLE = "shared_bottom", "mmoe", "ple"
+from replication.stats.equivalence import seeds_needed, tost
+
+REPRODUCED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE = "reproduced", "contradicted", "no effect (equivalent)", "inconclusive"
+NOT_JUDGED = "not judged here"
+OUTCOMES = (REPRODUCED, CONTRADICTED, EQUIVALENT, INCONCLUSIVE)
 
 
 @dataclass(frozen=True)
-class Verdict:
-    claim: str
-    evidence: str
+class Settings:
+    """The rule's parameters (``params.yaml``'s ``verdicts`` section gives the defaults and reasons)."""
+
+    alpha: float = 0.05
+    margins: dict[str, float] = field(default_factory=lambda: {"auc": 0.001, "mse": 0.0005, "concentration": 0.05})
+    power: float = 0.8
+    flag_z: float = 3.5
+
+    def validate(self, where: str = "verdicts") -> None:
+        from replication.config import require
+
+        require(0 < self.alpha < 1, where, "alpha", self.alpha, "must lie strictly between 0 and 1")
+        require(0 < self.power < 1, where, "power", self.power, "must lie strictly between 0 and 1")
+        require(self.flag_z > 0, where, "flag_z", self.flag_z, "must be > 0")
+        for metric, margin in self.margins.items():
+            require(margin > 0, where, f"margins.{metric}", margin, "must be > 0")
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """One claim's numbers and verdict (see the module docstring)."""
+
     verdict: str
+    n: int
+    mean: float
+    low: float  # 95%-style two-sided 1 - alpha t interval (for reading)
+    high: float
+    family_low: float  # the 1 - alpha/m interval the contradiction rule uses
+    family_high: float
+    margin: float
+    tost_pvalue: float
+    seeds_needed: int | None  # for an inconclusive claim: to decide it (None: no practical number)
 
 
-def verdict(gain: float, significant: bool) -> str:
-    """A claim that a gain is positive: reproduced if it is positive and significant, not reproduced
-    if it is negative and significant, inconclusive otherwise."""
-    if significant and gain > 0:
+def t_pvalue(values: np.ndarray) -> float:
+    """Two-sided one-sample t-test of mean 0 (the paired t-test of the differences)."""
+    mean, std = float(np.mean(values)), float(np.std(values, ddof=1))
+    if std == 0.0:
+        return 1.0 if mean == 0.0 else 0.0
+    return float(stats.ttest_1samp(values, 0.0).pvalue)
+
+
+def t_bounds(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    mean = float(np.mean(values))
+    se = float(np.std(values, ddof=1) / np.sqrt(len(values)))
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1)) * se
+    return mean - half, mean + half
+
+
+def claim_margin(metric: str, effect: float | None, settings: Settings) -> float:
+    """The equivalence margin of a claim on ``metric``: the metric's margin, at most half the
+    paper's effect (module docstring)."""
+    if metric not in settings.margins:
+        raise ValueError(f"no equivalence margin for metric {metric!r}; add verdicts.margins.{metric} to params.yaml")
+    margin = settings.margins[metric]
+    return min(margin, abs(effect) / 2) if effect else margin
+
+
+def judge(values: np.ndarray, p_holm: float, effect: float | None, margin: float, family_size: int,
+          settings: Settings) -> Judgement:
+    """The verdict on one claim from its per-seed ``values`` (at least 2), its Holm-adjusted p within
+    its family of ``family_size`` claims, the paper's ``effect`` (None if not printed) and ``margin``."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        raise ValueError(f"a verdict needs at least 2 finite per-seed values; got {values.tolist()}")
+    alpha, m = settings.alpha, max(1, family_size)
+    mean = float(values.mean())
+    low, high = t_bounds(values, 1 - alpha)
+    family_low, family_high = t_bounds(values, 1 - alpha / m)
+    equivalence = tost(values, margin)
+    significant = p_holm < alpha
+    if significant and mean > 0:
+        verdict = REPRODUCED
+    elif (effect is not None and effect > family_high) or (effect is None and significant and mean < 0):
+        verdict = CONTRADICTED
+    elif equivalence.pvalue < alpha / m:
+        verdict = EQUIVALENT
+    else:
+        verdict = INCONCLUSIVE
+    needed = None
+    if verdict == INCONCLUSIVE:
+        std = float(values.std(ddof=1))
+        if std > 0:
+            # Inside the margin, what decides is equivalence (a one-sided test at alpha/m on each side
+            # is a two-sided one at 2 alpha/m); outside it, detecting the observed mean.
+            needed = (seeds_needed(margin - abs(mean), std, min(0.999, 2 * alpha / m), settings.power)
+                      if abs(mean) < margin else seeds_needed(mean, std, alpha / m, settings.power))
+    return Judgement(verdict, int(values.size), mean, low, high, family_low, family_high, margin,
+                     equivalence.pvalue, needed)
+
+
+def combine(parts: list[str]) -> str:
+    """The verdict of a claim made of parts that must all hold (module docstring)."""
+    if all(v == REPRODUCED for v in parts):
         return REPRODUCED
-    if significant and gain < 0:
-        return NOT_REPRODUCED
+    if CONTRADICTED in parts:
+        return CONTRADICTED
+    if EQUIVALENT in parts:
+        return EQUIVALENT
     return INCONCLUSIVE
-
-
-def gap_by_correlation(sweep: pd.DataFrame, correlations: Sequence[float]) -> pd.DataFrame:
-    """Per correlation: Hard Sharing's test metric minus MMoE's, both averaged over tasks and seeds
-    (positive: MMoE is better); with the same seeds on both sides, the mean of the per-seed gaps."""
-    here = sweep[sweep["correlation"].isin(correlations) & sweep["model"].isin([HARD_SHARING, MMOE])]
-    means = here.pivot_table(index="correlation", columns="model", values="mean", aggfunc="mean")
-    if means.shape[1] < 2:
-        return pd.DataFrame(columns=["correlation", "gap"])
-    gap = (means[HARD_SHARING] - means[MMOE]).dropna()
-    return pd.DataFrame({"correlation": gap.index, "gap": gap.to_numpy()})
-
-
-def gap_trend(gaps: Sequence[float]) -> str:
-    """Gaps ordered by increasing correlation: reproduced if the gap grows at every step as the
-    correlation falls, partly if it is larger at the lowest than at the highest, else not."""
-    steps = np.diff(np.asarray(gaps, dtype=float))
-    if np.all(steps < 0):
-        return REPRODUCED
-    return PARTLY if gaps[0] > gaps[-1] else NOT_REPRODUCED
-
-
-def synthetic_verdicts(sweep: pd.DataFrame, label: Callable[[str], str] = str) -> list[Verdict]:
-    """The synthetic claims, on each paper's correlations, from the sweep table (:mod:`replication.sweep`):
-    the Hard Sharing-MMoE gap grows as the correlation falls; PLE has the largest average MTL gain.
-    ``label`` turns a model name into the name shown."""
-    verdicts = []
-    present = set(sweep["correlation"])
-    for paper, wanted in PAPER_CORRELATIONS.items():
-        correlations = tuple(p for p in wanted if p in present)
-        on = f"synthetic; {paper}'s correlations run: {', '.join(f'{p:g}' for p in correlations) or 'none'}"
-        gap = gap_by_correlation(sweep, correlations)
-        claim = f"Hard Sharing − MMoE test-MSE gap grows as correlation falls ({on})"
-        if len(gap) < 2:
-            verdicts.append(Verdict(claim, f"needs {HARD_SHARING} and {MMOE} at two or more of these correlations",
-                                    NOT_ASSESSED))
-        else:
-            evidence = "; ".join(f"p = {r.correlation:g}: {r.gap:+.6f}" for r in gap.itertuples(index=False))
-            verdicts.append(Verdict(claim, f"mean test MSE, Hard Sharing − MMoE: {evidence}", gap_trend(gap["gap"].tolist())))
-        gains = sweep[sweep["correlation"].isin(correlations) & sweep["gain"].notna()]
-        mean_gain = gains.groupby("model", observed=True)["gain"].mean().sort_values(ascending=False)
-        claim = f"PLE has the largest average MTL gain ({on})"
-        if PLE not in mean_gain.index or len(mean_gain) < 2:
-            verdicts.append(Verdict(claim, f"needs {PLE} and another MTL model", NOT_ASSESSED))
-            continue
-        evidence = "mean MTL gain on MSE over correlations and tasks: " + "; ".join(
-            f"{label(m)} {g:+.6f}" for m, g in mean_gain.items())
-        if MMOE in mean_gain.index and mean_gain[MMOE] > 0:
-            evidence += f"; PLE relative to MMoE {100 * (mean_gain[PLE] / mean_gain[MMOE] - 1):+.1f}% (paper: +87.2%)"
-        verdicts.append(Verdict(claim, evidence, REPRODUCED if mean_gain.index[0] == PLE else
-                                f"{NOT_REPRODUCED} ({label(mean_gain.index[0])} is first)"))
-    return verdicts

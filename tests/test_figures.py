@@ -27,7 +27,9 @@ from replication.config import ConfigError
 from replication.experts import write_experts
 from replication.io import write_json
 from replication.sweep import findings, sweep_table, write_sweep
-from replication.verdicts import gap_by_correlation
+from replication.verdicts import (
+    INCONCLUSIVE, NOT_ASSESSED, NOT_REPRODUCED, REPRODUCED, gap_by_correlation, synthetic_verdicts, verdict,
+)
 from tests.conftest import REPO
 
 TASKS = [{"name": "income", "type": "binary"}, {"name": "marital", "type": "binary"}]
@@ -498,24 +500,24 @@ def test_synthetic_runs_need_an_mmoe_correlation_and_a_history(tmp_path):
 # ---------------------------------------------------------------------------------------------- verdicts
 
 @pytest.mark.parametrize("gain, significant, expected", [
-    (0.003, True, report.REPRODUCED), (-0.003, True, report.NOT_REPRODUCED),
-    (0.003, False, report.INCONCLUSIVE), (-0.003, False, report.INCONCLUSIVE), (np.nan, False, report.INCONCLUSIVE),
+    (0.003, True, REPRODUCED), (-0.003, True, NOT_REPRODUCED),
+    (0.003, False, INCONCLUSIVE), (-0.003, False, INCONCLUSIVE), (np.nan, False, INCONCLUSIVE),
 ])
 def test_verdict_rule(gain, significant, expected):
-    assert report.verdict(gain, significant) == expected
+    assert verdict(gain, significant) == expected
 
 
 def test_census_verdicts_follow_the_table(inputs):
     census = report.read_table(inputs / "census.csv", report.CENSUS_COLUMNS, "aggregate", ["model", "task"])
     verdicts = {v.claim: v.verdict for v in report.census_verdicts(census)}
-    assert verdicts == {"PLE beats Single-Task on census income": report.REPRODUCED,
-                        "PLE beats Single-Task on census marital": report.NOT_REPRODUCED}
-    assert [v.verdict for v in report.census_verdicts(census, model="cgc")] == [report.NOT_ASSESSED] * 2
+    assert verdicts == {"PLE beats Single-Task on census income": REPRODUCED,
+                        "PLE beats Single-Task on census marital": NOT_REPRODUCED}
+    assert [v.verdict for v in report.census_verdicts(census, model="cgc")] == [NOT_ASSESSED] * 2
     comparisons = pd.read_csv(inputs / "stats" / "comparisons.csv")
     versus = {v.claim: v.verdict for v in report.versus_verdicts(comparisons)}
-    assert versus == {"PLE beats MMoE on census income": report.REPRODUCED,
-                      "PLE beats MMoE on census marital": report.NOT_REPRODUCED}
-    assert report.versus_verdicts(comparisons[comparisons["reference"] != "ple"])[0].verdict == report.NOT_ASSESSED
+    assert versus == {"PLE beats MMoE on census income": REPRODUCED,
+                      "PLE beats MMoE on census marital": NOT_REPRODUCED}
+    assert report.versus_verdicts(comparisons[comparisons["reference"] != "ple"])[0].verdict == NOT_ASSESSED
 
 
 def test_synthetic_verdicts_on_a_sweep_table_built_from_records():
@@ -526,8 +528,8 @@ def test_synthetic_verdicts_on_a_sweep_table_built_from_records():
     expected = (per_seed["shared_bottom"] - per_seed["mmoe"]).groupby("correlation").mean()
     gap = gap_by_correlation(table, (0.2, 0.5, 1.0))
     np.testing.assert_allclose(gap["gap"], expected.loc[[0.2, 0.5, 1.0]], atol=1e-12)
-    verdicts = report.synthetic_verdicts(table)
-    assert [v.verdict for v in verdicts] == [report.REPRODUCED] * 4
+    verdicts = synthetic_verdicts(table)
+    assert [v.verdict for v in verdicts] == [REPRODUCED] * 4
     assert "\n".join(findings(table)).count("(paper: +87.2%)") == 2
 
 
@@ -602,7 +604,7 @@ def test_report_numbers_and_verdicts_are_the_tables(inputs, produced):
             [row["mtl_gain"], row["mtl_gain_low"], row["mtl_gain_high"]], abs=5e-6)
         assert float(p) == pytest.approx(row["pvalue_holm"], rel=5e-3)
         assert int(seeds) == row["n_seeds"]
-        assert said == report.verdict(row["mtl_gain"], row["significant"])
+        assert said == verdict(row["mtl_gain"], row["significant"])
     # PLE against MMoE: comparisons.csv's MMoE-vs-PLE row, negated.
     rows = re.findall(rf"\| PLE beats MMoE on census (\w+) \| PLE − MMoE test metric: {INTERVAL} \(95% CI\), "
                       r"Holm p = (\S+) .*?\| \*\*(.+?)\*\* \|", text)
@@ -612,7 +614,7 @@ def test_report_numbers_and_verdicts_are_the_tables(inputs, produced):
         assert [_number(gain), _number(low), _number(high)] == pytest.approx(
             [-row["gain"], -row["gain_high"], -row["gain_low"]], abs=5e-6)
         assert float(p) == pytest.approx(row["t_pvalue_holm"], rel=5e-3)
-        assert said == report.verdict(-row["gain"], row["significant"])
+        assert said == verdict(-row["gain"], row["significant"])
     # Table 5 as embedded: every model's mean ± std.
     for (model, task), row in census.iterrows():
         assert f"{row['mean']:.5f} ± {row['std']:.5f}" in text

@@ -16,27 +16,29 @@ The names below are re-exported so that ``from replication.report import write_r
 
 from replication.report.claims import census_verdicts, verdict_lines, versus_verdicts
 from replication.report.drawings import (
-    CURVE_CORRELATIONS, CURVE_MODELS, Drawing, curves_figure, expert_usage, experts_figure, fig7_bars, fig7_figure,
-    loss_by_correlation, loss_figure, mean_curves, seesaw_figure, seesaw_points, synthetic_experts_figure,
-    training_curves,
+    CURVE_CORRELATIONS, CURVE_MODELS, PLE_SYNTHETIC_SIZE, SEESAW_SCATTER_MAX, Drawing, curves_figure, expert_usage,
+    experts_figure, fig7_bars, fig7_figure, loss_by_correlation, loss_figure, mean_curves, seesaw_figure,
+    seesaw_points, synthetic_experts_figure, training_curves,
 )
 from replication.report.inputs import (
-    CENSUS_COLUMNS, COMPARISON_COLUMNS, OPTIONS, SWEEP_COLUMNS, TABLE_INPUTS, Inputs, TableInput, check_agree,
-    load_inputs, load_synthetic_records, read_table, reference_model,
+    CENSUS_COLUMNS, COMPARISON_COLUMNS, OPTIONS, SWEEP_COLUMNS, TABLE_INPUTS, Inputs, SyntheticSize, TableInput,
+    check_agree, load_inputs, load_synthetic_records, load_synthetic_size, read_table, reference_model,
 )
 from replication.report.tables import (
     Table, best_run_table, best_runs, latex_escape, latex_table, markdown_table, table5, wide,
 )
 from replication.report.writer import (
-    ARTIFACTS, DPI, Artifact, report_markdown, save_drawing, save_figure, write_report, write_table,
+    ARTIFACTS, DPI, Artifact, figure_bytes, link_targets, report_markdown, save_drawing, save_figure, write_report,
+    write_table,
 )
 
 __all__ = [
-    "ARTIFACTS", "CENSUS_COLUMNS", "COMPARISON_COLUMNS", "CURVE_CORRELATIONS", "CURVE_MODELS", "DPI", "OPTIONS",
-    "SWEEP_COLUMNS", "TABLE_INPUTS", "Artifact", "Drawing", "Inputs", "Table", "TableInput", "best_run_table",
-    "best_runs", "census_verdicts", "check_agree", "curves_figure", "expert_usage", "experts_figure", "fig7_bars",
-    "fig7_figure", "latex_escape", "latex_table", "load_inputs", "load_synthetic_records", "loss_by_correlation",
-    "loss_figure", "markdown_table", "mean_curves", "read_table", "reference_model", "report_markdown",
-    "save_drawing", "save_figure", "seesaw_figure", "seesaw_points", "synthetic_experts_figure", "table5",
-    "training_curves", "verdict_lines", "versus_verdicts", "wide", "write_report", "write_table",
+    "ARTIFACTS", "Artifact", "CENSUS_COLUMNS", "COMPARISON_COLUMNS", "CURVE_CORRELATIONS", "CURVE_MODELS", "DPI",
+    "Drawing", "Inputs", "OPTIONS", "PLE_SYNTHETIC_SIZE", "SEESAW_SCATTER_MAX", "SWEEP_COLUMNS", "SyntheticSize",
+    "TABLE_INPUTS", "Table", "TableInput", "best_run_table", "best_runs", "census_verdicts", "check_agree",
+    "curves_figure", "expert_usage", "experts_figure", "fig7_bars", "fig7_figure", "figure_bytes", "latex_escape",
+    "latex_table", "link_targets", "load_inputs", "load_synthetic_records", "load_synthetic_size",
+    "loss_by_correlation", "loss_figure", "markdown_table", "mean_curves", "read_table", "reference_model",
+    "report_markdown", "save_drawing", "save_figure", "seesaw_figure", "seesaw_points", "synthetic_experts_figure",
+    "table5", "training_curves", "verdict_lines", "versus_verdicts", "wide", "write_report", "write_table",
 ]

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from replication import figures
 from replication.config import ConfigError
 from replication.report.inputs import (
-    FIG7_PAPER_COLUMN, count_range, metric_of, reference_model, seed_count, sweep_reference, tasks_of,
+    FIG7_PAPER_COLUMN, SyntheticSize, count_range, metric_of, reference_model, seed_count, sweep_reference, tasks_of,
 )
 from replication.report.tables import wide
 from replication.verdicts import PAPER_CORRELATIONS
@@ -31,6 +31,12 @@ class Drawing:
     data: pd.DataFrame | None = None
 
 
+# The seesaw figure is PLE's scatter (one point per model) up to this many models; beyond it, with the
+# zoo's twelve, labels collide and colours repeat, so it is a forest plot (figures.forest).
+SEESAW_SCATTER_MAX = 6
+# The size of PLE's synthetic data, against which its Fig. 7 bars were measured (PLE Sec. 5.2.1: 1.4
+# million rows per correlation, d = 512); ours is read from the data's schema (--synthetic-data).
+PLE_SYNTHETIC_SIZE = SyntheticSize(rows=1_400_000, dim=512)
 # MMoE Fig. 4: its correlations, and the models it compares (Shared-Bottom, OMoE, MMoE) plus PLE; of
 # these, the ones that were run are drawn.
 CURVE_CORRELATIONS = PAPER_CORRELATIONS["MMoE Figs. 3-4"]
@@ -49,14 +55,33 @@ def seesaw_points(census: pd.DataFrame) -> pd.DataFrame:
         for axis, task in zip("xy", tasks) for suffix in ("", "_low", "_high")}}).dropna()
 
 
+def seesaw_gains(census: pd.DataFrame) -> pd.DataFrame:
+    """Per model with MTL gains (not the reference) and task: ``model, task, gain, low, high``."""
+    gains = census[census["mtl_gain"].notna()]
+    return pd.DataFrame({"model": gains["model"], "task": gains["task"], "gain": gains["mtl_gain"],
+                         "low": gains["mtl_gain_low"], "high": gains["mtl_gain_high"]}).dropna().reset_index(drop=True)
+
+
 def seesaw_figure(census: pd.DataFrame) -> Drawing:
+    """PLE Fig. 3: PLE's scatter of each model's two MTL gains for up to ``SEESAW_SCATTER_MAX`` models
+    (the paper's form, the trade-off at a glance), a forest plot of the gains beyond (labels and
+    colours of a dozen points in one scatter collide)."""
     tasks, metric = tasks_of(census), metric_of(census)
     reference = figures.model_style(reference_model(census)).label
     labels = [f"{task}: MTL gain in test {metric} (model − {reference})" for task in tasks]
-    figure = figures.seesaw(seesaw_points(census), *labels, quadrant_label=f"better than {reference}\non both tasks")
-    caption = (f"PLE Fig. 3 (seesaw): each model's MTL gain on {tasks[0]} (x) against {tasks[1]} (y), census test "
-               f"{metric}, mean over {seed_count(census)} seeds paired with {reference}; bars: 95% t intervals. The "
-               "shaded quadrant is better than the reference on both tasks.")
+    points = seesaw_points(census)
+    if len(points) <= SEESAW_SCATTER_MAX:
+        figure = figures.seesaw(points, *labels, quadrant_label=f"better than {reference}\non both tasks")
+        caption = (f"PLE Fig. 3 (seesaw): each model's MTL gain on {tasks[0]} (x) against {tasks[1]} (y), census test "
+                   f"{metric}, mean over {seed_count(census)} seeds paired with {reference}; bars: 95% t intervals. The "
+                   "shaded quadrant is better than the reference on both tasks.")
+        return Drawing("fig3_seesaw", caption, figure)
+    figure = figures.forest(seesaw_gains(census), tasks, [f"MTL gain in test {metric}\n(model − {reference})"] * len(tasks))
+    caption = (f"PLE Fig. 3 (seesaw) as a forest plot, for its {len(points)} models: each model's MTL gain on each task "
+               f"(one panel per task, one row per model), census test {metric}, mean over {seed_count(census)} seeds "
+               f"paired with {reference}; bars: 95% t intervals; the vertical line is {reference}'s level. A model right "
+               f"of the line in both panels is better than {reference} on both tasks; more than {SEESAW_SCATTER_MAX} "
+               "models would crowd PLE's scatter of one point per model.")
     return Drawing("fig3_seesaw", caption, figure)
 
 
@@ -68,15 +93,23 @@ def fig7_bars(sweep: pd.DataFrame) -> pd.DataFrame:
                          "gain": gains["gain"], "low": gains["gain_low"], "high": gains["gain_high"], "paper": paper})
 
 
-def fig7_figure(sweep: pd.DataFrame) -> Drawing:
+def fig7_figure(sweep: pd.DataFrame, size: SyntheticSize | None = None) -> Drawing:
+    """PLE Fig. 7: our MTL gains by correlation beside the paper's bars. Its title, legend and caption
+    say that the two come from data of different sizes: ours of ``size`` (read from the data's
+    schema; unknown without --synthetic-data), the paper's of ``PLE_SYNTHETIC_SIZE``."""
     metric = metric_of(sweep)
     reference = figures.model_style(sweep_reference(sweep)).label
+    ours = f"our data: {size}" if size else "our data's size: not given (--synthetic-data)"
     figure = figures.correlation_gain_bars(fig7_bars(sweep), tasks_of(sweep),
                                            y_label=f"MTL gain on test {metric}\n({reference} − model; > 0 better)",
-                                           paper_label="paper (read off Fig. 7)")
-    caption = (f"PLE Fig. 7: MTL gain on test {metric} by task correlation, synthetic data, mean over "
-               f"{seed_count(sweep)} seeds paired with {reference}, with 95% t intervals; hatched: the PLE paper's "
-               "bars read off its Fig. 7 (±0.0005), where it has one.")
+                                           paper_label=f"paper (read off Fig. 7; {PLE_SYNTHETIC_SIZE})",
+                                           title=f"Different data sizes: {ours}; the paper's: {PLE_SYNTHETIC_SIZE}")
+    caption = (f"PLE Fig. 7: MTL gain on test {metric} by task correlation, synthetic data "
+               + (f"of {size} (each data set's schema)" if size else "(its size not given: pass --synthetic-data)")
+               + f", mean over {seed_count(sweep)} seeds paired with {reference}, with 95% t intervals; hatched: the PLE "
+               f"paper's bars read off its Fig. 7 (±0.0005), where it has one, measured on data of {PLE_SYNTHETIC_SIZE} "
+               "(PLE Sec. 5.2.1). The data sizes differ, so the paper's bars are a reference for direction and "
+               "rough size, not a target ours should match.")
     return Drawing("fig7_correlation_gain", caption, figure)
 
 

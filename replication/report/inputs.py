@@ -7,7 +7,9 @@ Each input is optional; an artifact whose input is not given is skipped by the w
 - ``--experts``: the table of ``python -m replication experts`` (PLE Fig. 8 data);
 - ``--sweep``: the table of ``python -m replication sweep`` (synthetic correlation sweep);
 - ``--runs``: run-record folders (MMoE's best-run tables; the protocol and hardware of the runs);
-- ``--synthetic-runs``: the sweep's run records, one folder per correlation (training curves, MMoE Fig. 4).
+- ``--synthetic-runs``: the sweep's run records, one folder per correlation (training curves, MMoE Fig. 4);
+- ``--synthetic-data``: the synthetic data sets the sweep trained on (their ``schema.json``: the data's
+  size, which PLE Fig. 7's caption states beside the paper's).
 
 A given input that is missing or malformed, or that disagrees with another on the rows they share, is a
 :class:`ConfigError` naming the file, what is wrong and the command that writes it. The small helpers
@@ -17,6 +19,7 @@ tables, drawings, claims and the writer all read them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -68,7 +71,8 @@ TABLE_INPUTS = {
                                     ("model", "seed", "level", "gate", "expert")),
 }
 OPTIONS = {name: spec.option for name, spec in TABLE_INPUTS.items()} | {
-    "records": "--runs", "synthetic_records": "--synthetic-runs", "group2_records": "--group2-runs"}
+    "records": "--runs", "synthetic_records": "--synthetic-runs", "group2_records": "--group2-runs",
+    "synthetic_size": "--synthetic-data"}
 GROUP2 = "education-marital"  # MMoE's second census task group (its Table 2)
 
 
@@ -107,6 +111,17 @@ def read_table(path: Path, columns: Sequence[str], producer: str, keys: Sequence
     return table
 
 
+@dataclass(frozen=True)
+class SyntheticSize:
+    """The size of a synthetic data set: its rows (all splits together) and input dimension d."""
+
+    rows: int
+    dim: int
+
+    def __str__(self) -> str:
+        return f"{self.rows:,} rows, d = {self.dim}"
+
+
 @dataclass
 class Inputs:
     """The validated inputs; ``None`` where an option was not given."""
@@ -119,6 +134,7 @@ class Inputs:
     records: list[dict] | None = None
     synthetic_records: list[dict] | None = None
     group2_records: list[dict] | None = None  # MMoE's second census task group (education-marital)
+    synthetic_size: SyntheticSize | None = None  # of the synthetic data sets (--synthetic-data)
     paths: dict[str, str] = field(default_factory=dict)
 
 
@@ -145,9 +161,40 @@ def load_synthetic_records(root: Path) -> list[dict]:
     return records
 
 
+def load_synthetic_size(root: Path, records: Sequence[dict] = ()) -> SyntheticSize:
+    """The one size (rows, d) of the synthetic data sets under ``root``, read from their ``schema.json``
+    files (one per correlation, or one per replicate with per-seed data), as `synth` writes them. The
+    data sets must all have one size, and every run of ``records`` must have been trained on one of
+    them (its data hash is a schema's): the size stated for our bars is then the runs' own."""
+    root = Path(root)
+    schemas = sorted(root.rglob("schema.json")) if root.is_dir() else []
+    if not schemas:
+        raise ConfigError(f"no schema.json under {root} (--synthetic-data); make the synthetic data first "
+                          "(`dvc repro synth`) or leave the option out")
+    sizes, hashes = {}, set()
+    for path in schemas:
+        schema = json.loads(path.read_text())
+        if schema.get("dataset") != "synthetic":
+            raise ConfigError(f"{path} describes {schema.get('dataset')!r} data; --synthetic-data reads synthetic data only")
+        sizes[path] = SyntheticSize(int(schema["generator"]["rows"]), int(schema["generator"]["dim"]))
+        hashes.add(schema["data_hash"])
+    (first, size), *rest = sizes.items()
+    other = next((path for path, other_size in rest if other_size != size), None)
+    if other is not None:
+        raise ConfigError(f"--synthetic-data holds data sets of different sizes: {first} has {size}, "
+                          f"{other} has {sizes[other]}")
+    for record in records:
+        used = record.get("replicate_data_hash", record["data_hash"])
+        if used not in hashes:
+            raise ConfigError(f"--synthetic-data {root} does not hold the data of the synthetic run {record['model']} "
+                              f"seed {record['seed']} (data hash {used[:12]}); pass the folder the sweep trained on")
+    return size
+
+
 def load_inputs(census: Path | None = None, census_stats: Path | None = None, experts: Path | None = None,
                 sweep: Path | None = None, runs: Sequence[Path] = (), synthetic_runs: Path | None = None,
-                group2_runs: Sequence[Path] = (), synthetic_experts: Path | None = None) -> Inputs:
+                group2_runs: Sequence[Path] = (), synthetic_experts: Path | None = None,
+                synthetic_data: Path | None = None) -> Inputs:
     """Read and check every given input before anything is drawn; the run records must agree with
     the census table, the statistics with it, and the synthetic run records with the sweep table, on
     every row they share."""
@@ -170,6 +217,9 @@ def load_inputs(census: Path | None = None, census_stats: Path | None = None, ex
     if synthetic_runs:
         inputs.synthetic_records = load_synthetic_records(synthetic_runs)
         inputs.paths["synthetic_records"] = str(synthetic_runs)
+    if synthetic_data:
+        inputs.synthetic_size = load_synthetic_size(synthetic_data, inputs.synthetic_records or ())
+        inputs.paths["synthetic_size"] = str(synthetic_data)
     if group2_runs:
         inputs.group2_records = load_records(list(group2_runs))
         group = check_protocol(inputs.group2_records)["task_group"]

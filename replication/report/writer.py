@@ -1,15 +1,22 @@
 """Writes the report: every table and figure the inputs allow (tables as CSV, Markdown and LaTeX;
 figures as PNG and PDF, each file atomically and without timestamps, so the same inputs give the
 same bytes) and ``REPORT.md`` (protocol, environment, the claims' verdicts, then every artifact).
+
+A figure these inputs draw exactly as another report already did (the zoo's report and the default one
+share the synthetic sweep) can be linked instead of written again: ``link`` names it, ``link_from`` the
+folder that holds it, and REPORT.md points there. The link is checked: the file there must be, byte for
+byte, the PNG these inputs draw.
 """
 
 from __future__ import annotations
 
+import io
+import os
 import platform
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 from matplotlib.figure import Figure
@@ -17,6 +24,7 @@ from matplotlib.figure import Figure
 from replication import figures
 from replication.aggregate import check_protocol
 from replication.compare import ALPHA
+from replication.config import ConfigError
 from replication.io import atomic_open, write_text
 from replication.progress import log
 from replication.provenance import git_commit, package_versions
@@ -39,44 +47,82 @@ WHERE_ELSE = {"group2_records": " (`make reproduce-zoo` trains that task group a
 
 @dataclass(frozen=True)
 class Artifact:
-    """One table or figure: the inputs it needs (``Inputs`` fields) and how it is built from them."""
+    """One table or figure: the input it needs (an ``Inputs`` field; without it the artifact is skipped)
+    and how it is built from the inputs (from that one, and from any optional one it reads)."""
 
     name: str
     needs: str
-    build: Callable[[pd.DataFrame | list], Table | Drawing]
+    build: Callable[[Inputs], Table | Drawing]
 
 
 ARTIFACTS = (
-    Artifact("PLE Table 5 (census)", "census", table5),
-    Artifact("MMoE Table 1/2 (best run)", "records", best_run_table),
-    Artifact("MMoE Table 2 (best run, education-marital)", "group2_records", best_run_table),
-    Artifact("PLE Fig. 3 (seesaw)", "census", seesaw_figure),
-    Artifact("PLE Fig. 7 (MTL gain by correlation)", "sweep", fig7_figure),
-    Artifact("MMoE Figs. 3-4 (loss by correlation)", "sweep", loss_figure),
-    Artifact("MMoE Fig. 4 (training curves)", "synthetic_records", curves_figure),
-    Artifact("PLE Fig. 8 (expert utilization)", "experts", experts_figure),
-    Artifact("PLE Fig. 8 (expert utilization, synthetic)", "synthetic_experts", synthetic_experts_figure),
+    Artifact("PLE Table 5 (census)", "census", lambda i: table5(i.census)),
+    Artifact("MMoE Table 1/2 (best run)", "records", lambda i: best_run_table(i.records)),
+    Artifact("MMoE Table 2 (best run, education-marital)", "group2_records", lambda i: best_run_table(i.group2_records)),
+    Artifact("PLE Fig. 3 (seesaw)", "census", lambda i: seesaw_figure(i.census)),
+    Artifact("PLE Fig. 7 (MTL gain by correlation)", "sweep", lambda i: fig7_figure(i.sweep, i.synthetic_size)),
+    Artifact("MMoE Figs. 3-4 (loss by correlation)", "sweep", lambda i: loss_figure(i.sweep)),
+    Artifact("MMoE Fig. 4 (training curves)", "synthetic_records", lambda i: curves_figure(i.synthetic_records)),
+    Artifact("PLE Fig. 8 (expert utilization)", "experts", lambda i: experts_figure(i.experts)),
+    Artifact("PLE Fig. 8 (expert utilization, synthetic)", "synthetic_experts",
+             lambda i: synthetic_experts_figure(i.synthetic_experts)),
 )
 SAVE_METADATA = {"png": {"Software": None}, "pdf": {"CreationDate": None, "Producer": None, "Creator": None}}
 
 
+def figure_bytes(figure: Figure, fmt: str) -> bytes:
+    """The figure as a ``fmt`` file (``png`` at ``DPI``, or ``pdf``), without timestamps: the same
+    figure gives the same bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=DPI, metadata=SAVE_METADATA[fmt])
+    return buffer.getvalue()
+
+
 def save_figure(figure: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """``stem.png`` (at ``DPI``) and ``stem.pdf``, each written to a temporary file and renamed into place;
-    no timestamps, so the same figure gives the same bytes."""
+    """``stem.png`` (at ``DPI``) and ``stem.pdf``, each written to a temporary file and renamed into place."""
     paths = []
-    for fmt, metadata in SAVE_METADATA.items():
+    for fmt in SAVE_METADATA:
         path = Path(out_dir) / f"{stem}.{fmt}"
         with atomic_open(path, "wb") as handle:
-            figure.savefig(handle, format=fmt, dpi=DPI, metadata=metadata)
+            handle.write(figure_bytes(figure, fmt))
         paths.append(path)
     return paths
+
+
+def drawing_files(drawing: Drawing) -> list[str]:
+    """The names of the files :func:`save_drawing` writes for ``drawing``."""
+    return [f"{drawing.stem}.{fmt}" for fmt in SAVE_METADATA] + ([] if drawing.data is None else [f"{drawing.stem}.csv"])
+
+
+def link_targets(made: Sequence[Table | Drawing], out_dir: Path, link_from: Path | None,
+                 link: Sequence[str]) -> dict[str, str]:
+    """For each figure stem in ``link``: the folder, relative to ``out_dir``, whose files REPORT.md links
+    to instead of writing copies. Refused unless ``link_from`` holds every file of the figure and its
+    PNG is byte for byte the one these inputs draw (a link never shows another figure than ours)."""
+    if not link:
+        return {}
+    if link_from is None:
+        raise ConfigError("--link names figures to link from another report's folder; name that folder with --link-from")
+    drawings = {item.stem: item for item in made if isinstance(item, Drawing)}
+    unknown = [stem for stem in link if stem not in drawings]
+    if unknown:
+        raise ConfigError(f"--link {', '.join(unknown)}: not a figure these inputs draw (they draw "
+                          f"{', '.join(drawings) or 'none'})")
+    for stem in link:
+        missing = [name for name in drawing_files(drawings[stem]) if not (Path(link_from) / name).is_file()]
+        if missing or (Path(link_from) / f"{stem}.png").read_bytes() != figure_bytes(drawings[stem].figure, "png"):
+            what = f"lacks {', '.join(missing)}" if missing else f"holds another {stem}.png than these inputs draw"
+            raise ConfigError(f"--link-from {link_from} {what}; write that report first from the same inputs "
+                              f"(`dvc repro figures`) or leave --link {stem} out")
+    folder = Path(os.path.relpath(Path(link_from).resolve(), Path(out_dir).resolve())).as_posix()
+    return dict.fromkeys(link, folder + "/")
 
 
 def save_drawing(drawing: Drawing, out_dir: Path) -> list[Path]:
     """The figure (PNG and PDF) and, if the drawing has one, its data as ``stem.csv``."""
     paths = save_figure(drawing.figure, out_dir, drawing.stem)
     if drawing.data is not None:
-        paths.append(Path(out_dir) / f"{drawing.stem}.csv")
+        paths.append(Path(out_dir) / drawing_files(drawing)[-1])
         write_text(paths[-1], drawing.data.to_csv(index=False, float_format="%.6g"))
     return paths
 
@@ -125,6 +171,9 @@ def protocol_lines(inputs: Inputs) -> list[str]:
                      f"{', '.join(f'{p:g}' for p in sorted({r['correlation'] for r in runs}))}; models "
                      f"{', '.join(figures.ordered_models([r['model'] for r in runs]))}; epochs trained "
                      f"{min(epochs)}-{max(epochs)} (early stopping on validation MSE).")
+    if inputs.synthetic_size is not None:
+        lines.append(f"- Synthetic data ({inputs.paths['synthetic_size']}): {inputs.synthetic_size} in every data set "
+                     "(their schema.json; the runs' data hashes among them).")
     for name, what in (("experts", "Expert utilization"), ("synthetic_experts", "Expert utilization on synthetic data")):
         experts = getattr(inputs, name)
         if experts is not None:
@@ -154,9 +203,12 @@ def _versions(versions: dict[str, str]) -> str:
     return ", ".join(f"{k} {versions[k]}" for k in ("python", "torch", "numpy", "pandas") if k in versions)
 
 
-def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], skipped: list[str]) -> str:
+def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], skipped: list[str],
+                    links: Mapping[str, str] | None = None) -> str:
     """REPORT.md: protocol, environment, the claims' verdicts, then every table and figure (``made``:
-    title and item) and what was not produced."""
+    title and item) and what was not produced. ``links``: figure stem -> the folder (relative, ending
+    in ``/``) whose files are linked instead of this folder's (:func:`link_targets`)."""
+    links = links or {}
     sources = ", ".join(f"`{path}`" for path in inputs.paths.values())
     lines = [
         "# Replication report: PLE (RecSys 2020) and its baselines",
@@ -182,9 +234,12 @@ def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], ski
             lines += [markdown_table(item), f"Files: [{item.stem}.csv]({item.stem}.csv), [{item.stem}.md]({item.stem}.md), "
                       f"[{item.stem}.tex]({item.stem}.tex)."]
         else:
-            data = "" if item.data is None else f", [{item.stem}.csv]({item.stem}.csv) (the numbers drawn)"
-            lines += [f"![{item.stem}]({item.stem}.png)", "", f"Files: [{item.stem}.png]({item.stem}.png), "
-                      f"[{item.stem}.pdf]({item.stem}.pdf){data}."]
+            where = links.get(item.stem, "")
+            data = "" if item.data is None else f", [{item.stem}.csv]({where}{item.stem}.csv) (the numbers drawn)"
+            linked = (f" Linked, not copied: these inputs draw the same figure as `{where}{item.stem}.png` "
+                      "(checked byte for byte).") if where else ""
+            lines += [f"![{item.stem}]({where}{item.stem}.png)", "", f"Files: [{item.stem}.png]({where}{item.stem}.png), "
+                      f"[{item.stem}.pdf]({where}{item.stem}.pdf){data}.{linked}"]
     if skipped:
         lines += ["", "## Not produced", "", *[f"- {s}" for s in skipped]]
     return "\n".join(lines).rstrip() + "\n"
@@ -193,22 +248,28 @@ def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], ski
 def write_report(out_dir: Path, census: Path | None = None, census_stats: Path | None = None,
                  experts: Path | None = None, sweep: Path | None = None, runs: Sequence[Path] = (),
                  synthetic_runs: Path | None = None, group2_runs: Sequence[Path] = (),
-                 synthetic_experts: Path | None = None) -> list[Path]:
+                 synthetic_experts: Path | None = None, synthetic_data: Path | None = None,
+                 link_from: Path | None = None, link: Sequence[str] = ()) -> list[Path]:
     """Every table and figure the given inputs allow, and ``REPORT.md``, into ``out_dir``; returns the
-    paths written. Inputs are all checked before anything is written."""
-    inputs = load_inputs(census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs, synthetic_experts)
+    paths written. The figures named in ``link`` are not written but linked from ``link_from``
+    (:func:`link_targets`). Inputs and links are all checked before anything is written."""
+    inputs = load_inputs(census, census_stats, experts, sweep, runs, synthetic_runs, group2_runs, synthetic_experts,
+                         synthetic_data)
     made, skipped, written = [], [], []
     for artifact in ARTIFACTS:
-        data = getattr(inputs, artifact.needs)
-        if data is None:
+        if getattr(inputs, artifact.needs) is None:
             skipped.append(f"{artifact.name}: {OPTIONS[artifact.needs]} not given{WHERE_ELSE.get(artifact.needs, '')}")
             log(f"skipping {skipped[-1]}")
             continue
-        made.append((artifact.name, artifact.build(data)))
+        made.append((artifact.name, artifact.build(inputs)))
+    links = link_targets([item for _, item in made], out_dir, link_from, link)
     for _, item in made:
+        if item.stem in links:
+            continue
         written += write_table(item, out_dir) if isinstance(item, Table) else save_drawing(item, out_dir)
     report = Path(out_dir) / "REPORT.md"
-    write_text(report, report_markdown(inputs, made, skipped))
+    write_text(report, report_markdown(inputs, made, skipped, links))
     written.append(report)
-    log(f"wrote {len(written)} files to {out_dir}: {', '.join(p.name for p in written)}")
+    log(f"wrote {len(written)} files to {out_dir}: {', '.join(p.name for p in written)}"
+        + (f"; linked {', '.join(links)} from {link_from}" if links else ""))
     return written

@@ -154,7 +154,8 @@ def _figures(args: argparse.Namespace) -> None:
 
     write_report(Path(args.out), census=args.census, census_stats=args.census_stats, experts=args.experts,
                  sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs, group2_runs=args.group2_runs,
-                 synthetic_experts=args.synthetic_experts)
+                 synthetic_experts=args.synthetic_experts, synthetic_data=args.synthetic_data,
+                 link_from=args.link_from, link=args.link)
 
 
 def _profile_overrides(args: argparse.Namespace) -> None:
@@ -290,6 +291,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--group2-runs", action="append", type=Path, default=[],
                    help="run-record folder of the second census task group, education-marital (repeatable): "
                         "MMoE Table 2")
+    p.add_argument("--synthetic-data", type=Path, default=None,
+                   help="folder of the synthetic data sets the sweep trained on (`synth`'s, one per correlation): "
+                        "their size, which Fig. 7 states beside the paper's")
+    p.add_argument("--link-from", type=Path, default=None,
+                   help="folder of another report (e.g. paper_figures) whose figures --link points to")
+    p.add_argument("--link", nargs="+", default=[], metavar="STEM",
+                   help="figures (file stems, e.g. fig7_correlation_gain) not written here but linked from --link-from; "
+                        "each must be, byte for byte, the figure these inputs draw")
     p.add_argument("--out", required=True, type=Path, help="folder for the tables, figures and REPORT.md")
     p.set_defaults(func=_figures)
 

@@ -1,6 +1,6 @@
 """Drawing functions for the papers' figures (PLE Figs. 3, 7, 8; MMoE Figs. 3-4).
 
-Each function takes numbers already computed (by :mod:`replication.report`, from the results
+Each function takes numbers already computed (by :mod:`replication.report.drawings`, from the results
 tables and run records) and returns a matplotlib :class:`~matplotlib.figure.Figure`; none computes a
 statistic, reads a file or saves one. Figures are built without ``pyplot`` (no global figure state),
 so they render with the Agg canvas whatever the backend. Every figure draws a model the same way
@@ -106,6 +106,35 @@ def seesaw(points: pd.DataFrame, x_label: str, y_label: str, quadrant_label: str
     return fig
 
 
+def forest(gains: pd.DataFrame, tasks: Sequence[str], x_labels: Sequence[str]) -> Figure:
+    """PLE Fig. 3 as a forest plot, for many models: one panel per task, one row per model (display
+    order, top down) at its MTL gain with its 95% interval, and a vertical line at 0 (the reference's
+    level). Rows line up across panels, so a model's seesaw reads along its row: right of the line in
+    every panel is better than the reference on every task. Unlike the scatter, no label can collide
+    and no two models share a row, however many there are.
+
+    ``gains``: one row per (model, task) with ``gain, low, high``; ``x_labels``: one per task.
+    """
+    models = ordered_models(gains["model"])
+    fig = Figure(figsize=(3.8 * len(tasks) + 1.6, 0.36 * len(models) + 1.4), layout="constrained")
+    axes = fig.subplots(1, len(tasks), sharey=True, squeeze=False)[0]
+    rows = dict(zip(models, range(len(models) - 1, -1, -1)))  # the first model on top
+    for ax, task, x_label in zip(axes, tasks, x_labels):
+        for r in gains[gains["task"] == task].itertuples(index=False):
+            style = model_style(r.model)
+            ax.errorbar([r.gain], [rows[r.model]], xerr=[[r.gain - r.low], [r.high - r.gain]], fmt=style.marker,
+                        color=style.color, markeredgecolor="black", markersize=7, elinewidth=1.4, capsize=3,
+                        label=style.label)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(task)
+        ax.set_xlabel(x_label)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 2), useMathText=True)
+        ax.grid(True, axis="x", linewidth=0.4, alpha=0.5)
+    axes[0].set_yticks(list(rows.values()), [model_style(m).label for m in rows])
+    axes[0].set_ylim(-0.7, len(models) - 0.3)
+    return fig
+
+
 # Where a point's label may go, in points from the point (tried in this order): beside it first, then
 # above and below, farther out; the first place that overlaps no other label and no point is taken.
 LABEL_OFFSETS = tuple((dx, dy) for dy in (6, -16, 18, -28, 30, -40) for dx in (6, -6))
@@ -141,9 +170,11 @@ def _label_points(ax, xs: np.ndarray, ys: np.ndarray, labels: Sequence[str], mar
         placed.append(box)
 
 
-def correlation_gain_bars(bars: pd.DataFrame, tasks: Sequence[str], y_label: str, paper_label: str) -> Figure:
+def correlation_gain_bars(bars: pd.DataFrame, tasks: Sequence[str], y_label: str, paper_label: str,
+                          title: str = "") -> Figure:
     """PLE Fig. 7: MTL gain by task correlation, one panel per task, one bar per model in each
     correlation's group, with its 95% interval; beside it, hatched, the paper's bar where it has one.
+    ``title`` (if given) heads the figure: the place to say what differs between our bars and the paper's.
 
     ``bars``: one row per (correlation, model, task) with ``gain, low, high, paper`` (``paper`` NaN
     where the paper shows no bar).
@@ -187,6 +218,8 @@ def correlation_gain_bars(bars: pd.DataFrame, tasks: Sequence[str], y_label: str
         handles.append(Patch(facecolor="white", edgecolor="dimgray", hatch=PAPER_HATCH, label=paper_label))
     axes[0].legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=9,
                    title="bars (ours: 95% CI)", title_fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

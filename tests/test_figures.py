@@ -21,13 +21,16 @@ from matplotlib.patches import Rectangle
 
 from models import list_models
 from replication import figures, report
+from replication.report import drawings
 from replication.aggregate import aggregate, write_stats
 from replication.cli import main
 from replication.config import ConfigError
 from replication.experts import write_experts
 from replication.io import write_json
 from replication.sweep import findings, sweep_table, write_sweep
-from replication.verdicts import gap_by_correlation
+from replication.verdicts import (
+    INCONCLUSIVE, NOT_ASSESSED, NOT_REPRODUCED, REPRODUCED, gap_by_correlation, synthetic_verdicts, verdict,
+)
 from tests.conftest import REPO
 
 TASKS = [{"name": "income", "type": "binary"}, {"name": "marital", "type": "binary"}]
@@ -75,6 +78,8 @@ def inputs(tmp_path_factory):
         record = synthetic_record(row.correlation, row.model, row.seed, row.value)
         write_json(root / "synthetic" / f"p{row.correlation:g}" / row.model / f"seed_{row.seed}.json", record)
     write_sweep(root / "synthetic", root / "sweep")
+    for correlation in (0.2, 0.5, 1.0):  # the data the synthetic records were trained on (their data hash)
+        write_json(root / "synthetic_data" / f"p{correlation:g}" / "schema.json", synthetic_schema(correlation))
     group2 = [{"name": "education", "type": "binary"}, {"name": "marital", "type": "binary"}]
     for model in ("single_task", "mmoe"):
         for seed in SEEDS:
@@ -110,6 +115,17 @@ def synthetic_record(correlation, model, seed, mse, epochs=None):
     }
 
 
+# The size of the tests' synthetic data (unlike any real one, so that a typed-in size would show).
+DATA_ROWS, DATA_DIM = 2_000, 7
+
+
+def synthetic_schema(correlation, rows=DATA_ROWS, dim=DATA_DIM, data_hash=None):
+    """The parts of `synth`'s schema.json the report reads: the data set, the generator's size and the
+    data hash that the records of ``synthetic_record`` carry."""
+    return {"dataset": "synthetic", "task_group": f"correlation={correlation:g}", "generator": {"rows": rows, "dim": dim},
+            "data_hash": data_hash or f"{correlation:g}".ljust(64, "a")}
+
+
 def sweep_runs_table(seeds=range(3)) -> pd.DataFrame:
     """Tidy synthetic runs whose Hard Sharing-MMoE gap grows as the correlation falls and where PLE
     has the largest gain (MSE: lower is better)."""
@@ -126,7 +142,8 @@ def cli_args(root, out, *, runs=True):
     args = ["figures", "--census", str(root / "census.csv"), "--census-stats", str(root / "stats"),
             "--experts", str(root / "experts.csv"), "--sweep", str(root / "sweep.csv"),
             "--synthetic-runs", str(root / "synthetic"), "--group2-runs", str(root / "group2"),
-            "--synthetic-experts", str(root / "synthetic_experts.csv"), "--out", str(out)]
+            "--synthetic-experts", str(root / "synthetic_experts.csv"), "--synthetic-data", str(root / "synthetic_data"),
+            "--out", str(out)]
     return args + (["--runs", str(root / "runs")] if runs else [])
 
 
@@ -214,6 +231,83 @@ def test_seesaw_labels_of_crowded_points_do_not_overlap():
     assert not [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:] if a.overlaps(b)]
     dots = ax.transData.transform(np.c_[x, y])
     assert not [(box, dot) for box in boxes for dot in dots if box.contains(*dot)]
+
+
+def test_forest_draws_each_models_gain_and_interval_on_its_row_in_every_task_panel():
+    """One panel per task, one row per model in display order (first on top), each point at the model's
+    gain with its interval as the error bar, and a vertical line at 0."""
+    models = ["ple", "single_task", "mmoe"]  # given out of display order
+    gains = pd.DataFrame({"model": models * 2, "task": ["income"] * 3 + ["marital"] * 3,
+                          "gain": [0.003, -0.001, 0.0005, -0.002, 0.001, 0.0002]})
+    gains = gains.assign(low=gains["gain"] - 2e-4, high=gains["gain"] + 1e-4)
+    fig = figures.forest(gains, ["income", "marital"], ["gain (income)", "gain (marital)"])
+    assert isinstance(fig, Figure) and [ax.get_title() for ax in fig.axes] == ["income", "marital"]
+    rows = {"Single-Task": 2, "MMoE": 1, "PLE": 0}
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(rows)  # top (y = 2) first
+    for ax, task in zip(fig.axes, ["income", "marital"]):
+        expected = gains[gains["task"] == task].set_index("model")
+        drawn = {c.get_label(): c for c in ax.containers}
+        assert set(drawn) == set(rows)
+        for model, row in expected.iterrows():
+            container = drawn[figures.model_style(model).label]
+            (x,), (y,) = container.lines[0].get_data()
+            assert (x, y) == (pytest.approx(row["gain"]), rows[figures.model_style(model).label])
+            segment = container.lines[2][0].get_segments()[0]  # the horizontal error bar
+            np.testing.assert_allclose(segment[:, 0], [row["low"], row["high"]])
+            assert to_rgb(container.lines[0].get_color()) == pytest.approx(figures.model_style(model).color)
+        zero = [line for line in ax.lines if list(line.get_xdata()) == [0, 0]]
+        assert len(zero) == 1
+    assert fig.axes[1].get_xlabel() == "gain (marital)"
+
+
+def census_of(models) -> pd.DataFrame:
+    """A census table as `aggregate` writes it: Single-Task the reference, every other model a gain."""
+    rows = [{"model": m, "task": task, "metric": "auc", "n_seeds": 3, "seeds": "0 1 2", "mean": 0.9, "std": 0.001,
+             "mtl_gain": np.nan if m == "single_task" else 0.001 * k * sign,
+             "pvalue_holm": 0.5, "significant": False}
+            for k, m in enumerate(models) for task, sign in (("income", 1), ("marital", -1))]
+    return pd.DataFrame(rows).assign(mtl_gain_low=lambda d: d["mtl_gain"] - 1e-4, mtl_gain_high=lambda d: d["mtl_gain"] + 1e-4)
+
+
+def test_seesaw_is_a_scatter_up_to_six_models_and_a_forest_plot_beyond():
+    registered = [m for m in figures.MODEL_NAMES if m != "single_task"]
+    few = report.seesaw_figure(census_of(["single_task", *registered[:drawings.SEESAW_SCATTER_MAX]]))
+    assert len(few.figure.axes) == 1 and "forest" not in few.caption  # PLE's scatter: one panel
+    many = report.seesaw_figure(census_of(["single_task", *registered[:drawings.SEESAW_SCATTER_MAX + 1]]))
+    assert [ax.get_title() for ax in many.figure.axes] == ["income", "marital"]
+    assert len(many.figure.axes[0].get_yticklabels()) == drawings.SEESAW_SCATTER_MAX + 1
+    assert many.stem == few.stem == "fig3_seesaw" and "forest plot, for its 7 models" in many.caption
+
+
+def test_fig7_says_that_our_data_and_the_papers_differ_in_size(inputs, produced):
+    """Our size is read from the data's schema (2,000 rows, d = 7 here), the paper's is PLE's constant;
+    both are in the figure (title and legend) and in its caption, and without --synthetic-data the
+    figure says that our size is not known rather than print one."""
+    size = report.load_synthetic_size(inputs / "synthetic_data")
+    assert (size.rows, size.dim) == (DATA_ROWS, DATA_DIM)
+    sweep = pd.read_csv(inputs / "sweep.csv")
+    drawing = report.fig7_figure(sweep, size)
+    assert "2,000 rows, d = 7" in drawing.figure.get_suptitle() and "1,400,000 rows, d = 512" in drawing.figure.get_suptitle()
+    legend = [t.get_text() for t in drawing.figure.axes[0].get_legend().get_texts()]
+    assert "paper (read off Fig. 7; 1,400,000 rows, d = 512)" in legend
+    text = (produced / "REPORT.md").read_text()
+    assert "synthetic data of 2,000 rows, d = 7 (each data set's schema)" in text
+    assert "measured on data of 1,400,000 rows, d = 512 (PLE Sec. 5.2.1)" in text
+    assert "): 2,000 rows, d = 7 in every data set (their schema.json" in text
+    unknown = report.fig7_figure(sweep)
+    assert "not given" in unknown.figure.get_suptitle() and "not given" in unknown.caption
+
+
+def test_synthetic_data_of_other_runs_or_of_mixed_sizes_is_refused(inputs, tmp_path):
+    write_json(tmp_path / "other" / "p0.5" / "schema.json", synthetic_schema(0.5, data_hash="b" * 64))
+    with pytest.raises(ConfigError, match=r"does not hold the data of the synthetic run .* \(data hash 0\.2aaaaaaaaa\)"):
+        report.load_inputs(synthetic_runs=inputs / "synthetic", synthetic_data=tmp_path / "other")
+    write_json(tmp_path / "mixed" / "p0.2" / "schema.json", synthetic_schema(0.2))
+    write_json(tmp_path / "mixed" / "p0.5" / "seed_1" / "schema.json", synthetic_schema(0.5, rows=4_000))
+    with pytest.raises(ConfigError, match="data sets of different sizes: .* has 2,000 rows, d = 7, .* has 4,000 rows"):
+        report.load_synthetic_size(tmp_path / "mixed")
+    with pytest.raises(ConfigError, match="no schema.json under"):
+        report.load_synthetic_size(tmp_path / "nowhere")
 
 
 def test_fig7_bar_heights_are_the_gains_and_the_paper_bars_sit_beside_them():
@@ -498,24 +592,24 @@ def test_synthetic_runs_need_an_mmoe_correlation_and_a_history(tmp_path):
 # ---------------------------------------------------------------------------------------------- verdicts
 
 @pytest.mark.parametrize("gain, significant, expected", [
-    (0.003, True, report.REPRODUCED), (-0.003, True, report.NOT_REPRODUCED),
-    (0.003, False, report.INCONCLUSIVE), (-0.003, False, report.INCONCLUSIVE), (np.nan, False, report.INCONCLUSIVE),
+    (0.003, True, REPRODUCED), (-0.003, True, NOT_REPRODUCED),
+    (0.003, False, INCONCLUSIVE), (-0.003, False, INCONCLUSIVE), (np.nan, False, INCONCLUSIVE),
 ])
 def test_verdict_rule(gain, significant, expected):
-    assert report.verdict(gain, significant) == expected
+    assert verdict(gain, significant) == expected
 
 
 def test_census_verdicts_follow_the_table(inputs):
     census = report.read_table(inputs / "census.csv", report.CENSUS_COLUMNS, "aggregate", ["model", "task"])
     verdicts = {v.claim: v.verdict for v in report.census_verdicts(census)}
-    assert verdicts == {"PLE beats Single-Task on census income": report.REPRODUCED,
-                        "PLE beats Single-Task on census marital": report.NOT_REPRODUCED}
-    assert [v.verdict for v in report.census_verdicts(census, model="cgc")] == [report.NOT_ASSESSED] * 2
+    assert verdicts == {"PLE beats Single-Task on census income": REPRODUCED,
+                        "PLE beats Single-Task on census marital": NOT_REPRODUCED}
+    assert [v.verdict for v in report.census_verdicts(census, model="cgc")] == [NOT_ASSESSED] * 2
     comparisons = pd.read_csv(inputs / "stats" / "comparisons.csv")
     versus = {v.claim: v.verdict for v in report.versus_verdicts(comparisons)}
-    assert versus == {"PLE beats MMoE on census income": report.REPRODUCED,
-                      "PLE beats MMoE on census marital": report.NOT_REPRODUCED}
-    assert report.versus_verdicts(comparisons[comparisons["reference"] != "ple"])[0].verdict == report.NOT_ASSESSED
+    assert versus == {"PLE beats MMoE on census income": REPRODUCED,
+                      "PLE beats MMoE on census marital": NOT_REPRODUCED}
+    assert report.versus_verdicts(comparisons[comparisons["reference"] != "ple"])[0].verdict == NOT_ASSESSED
 
 
 def test_synthetic_verdicts_on_a_sweep_table_built_from_records():
@@ -526,8 +620,8 @@ def test_synthetic_verdicts_on_a_sweep_table_built_from_records():
     expected = (per_seed["shared_bottom"] - per_seed["mmoe"]).groupby("correlation").mean()
     gap = gap_by_correlation(table, (0.2, 0.5, 1.0))
     np.testing.assert_allclose(gap["gap"], expected.loc[[0.2, 0.5, 1.0]], atol=1e-12)
-    verdicts = report.synthetic_verdicts(table)
-    assert [v.verdict for v in verdicts] == [report.REPRODUCED] * 4
+    verdicts = synthetic_verdicts(table)
+    assert [v.verdict for v in verdicts] == [REPRODUCED] * 4
     assert "\n".join(findings(table)).count("(paper: +87.2%)") == 2
 
 
@@ -602,7 +696,7 @@ def test_report_numbers_and_verdicts_are_the_tables(inputs, produced):
             [row["mtl_gain"], row["mtl_gain_low"], row["mtl_gain_high"]], abs=5e-6)
         assert float(p) == pytest.approx(row["pvalue_holm"], rel=5e-3)
         assert int(seeds) == row["n_seeds"]
-        assert said == report.verdict(row["mtl_gain"], row["significant"])
+        assert said == verdict(row["mtl_gain"], row["significant"])
     # PLE against MMoE: comparisons.csv's MMoE-vs-PLE row, negated.
     rows = re.findall(rf"\| PLE beats MMoE on census (\w+) \| PLE − MMoE test metric: {INTERVAL} \(95% CI\), "
                       r"Holm p = (\S+) .*?\| \*\*(.+?)\*\* \|", text)
@@ -612,7 +706,7 @@ def test_report_numbers_and_verdicts_are_the_tables(inputs, produced):
         assert [_number(gain), _number(low), _number(high)] == pytest.approx(
             [-row["gain"], -row["gain_high"], -row["gain_low"]], abs=5e-6)
         assert float(p) == pytest.approx(row["t_pvalue_holm"], rel=5e-3)
-        assert said == report.verdict(-row["gain"], row["significant"])
+        assert said == verdict(-row["gain"], row["significant"])
     # Table 5 as embedded: every model's mean ± std.
     for (model, task), row in census.iterrows():
         assert f"{row['mean']:.5f} ± {row['std']:.5f}" in text
@@ -629,6 +723,50 @@ def test_report_numbers_and_verdicts_are_the_tables(inputs, produced):
     assert "split seed 0, processed data f00dfeedf00d" in text
     assert "Runs trained on: cpu (test) (16 runs)" in text and "abc123 (16 runs)" in text
     assert f"{len(OFFSETS)} models, {len(SEEDS)} seeds each" in text
+
+
+LINKED = ["fig7_correlation_gain", "mmoe_fig3_loss_vs_correlation", "mmoe_fig4_training_curves"]
+
+
+def test_linked_figures_are_not_copied_and_the_report_points_to_them(inputs, produced, tmp_path):
+    """The zoo's way: figures the same inputs draw as the default report are linked from its folder,
+    not written again; REPORT.md's image and file links lead to the default folder's files."""
+    out = produced / "zoo"
+    assert main([*cli_args(inputs, out), "--link-from", str(produced), "--link", *LINKED]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert not [n for n in names if n.split(".")[0] in LINKED]
+    assert {"fig3_seesaw.png", "table5_census.csv", "REPORT.md"} <= names
+    text = (out / "REPORT.md").read_text()
+    for stem in LINKED:
+        assert f"![{stem}](../{stem}.png)" in text and f"[{stem}.pdf](../{stem}.pdf)" in text
+        assert (out / f"../{stem}.png").is_file()  # the link resolves
+    assert "[mmoe_fig4_training_curves.csv](../mmoe_fig4_training_curves.csv) (the numbers drawn)" in text
+    assert "![fig3_seesaw](fig3_seesaw.png)" in text
+    # Everything but the links is what the unlinked report says.
+    unlinked = re.sub(r" Linked, not copied: .*?\(checked byte for byte\)\.", "", text).replace("](../", "](")
+    assert unlinked == (produced / "REPORT.md").read_text()
+
+
+def test_a_link_to_another_figure_or_to_nothing_is_refused(inputs, produced, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("fig7_correlation_gain.png", "fig7_correlation_gain.pdf"):
+        (other / name).write_bytes((produced / name).read_bytes())
+    out = tmp_path / "out"
+    assert main([*cli_args(inputs, out), "--link-from", str(other), "--link", "fig7_correlation_gain"]) == 0
+    (other / "fig7_correlation_gain.png").write_bytes((produced / "fig3_seesaw.png").read_bytes())
+    cases = {
+        ("--link-from", str(other), "--link", "fig7_correlation_gain"): "holds another fig7_correlation_gain.png than",
+        ("--link-from", str(other), "--link", "mmoe_fig4_training_curves"): "lacks mmoe_fig4_training_curves.png, "
+                                                                          "mmoe_fig4_training_curves.pdf, mmoe_fig4_training_curves.csv",
+        ("--link-from", str(other), "--link", "table5_census"): "--link table5_census: not a figure these inputs draw",
+        ("--link", "fig7_correlation_gain"): "name that folder with --link-from",
+    }
+    for extra, message in cases.items():
+        out = tmp_path / f"refused{len(message)}"
+        assert main([*cli_args(inputs, out), *extra]) == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()  # refused before anything is written
 
 
 def test_report_is_byte_identical_when_regenerated(inputs, produced, tmp_path):
@@ -664,3 +802,22 @@ def test_dvc_plots_read_columns_the_commands_write_in_the_figures_colours(inputs
         colour = template["spec"]["encoding"]["color"]
         assert colour["field"] == "model" and colour["scale"]["domain"] == models
         assert colour["scale"]["range"] == [to_hex(figures.model_style(m).color) for m in models]
+
+
+def test_the_zoo_links_the_default_reports_figures_and_depends_on_them():
+    """pipelines/zoo/dvc.yaml's figures stage: every figure its command links from paper_figures/ is a
+    dependency there (PNG and PDF, so that the default report is written first) and no output in
+    paper_figures/zoo/ (no copy), and each is a figure the default figures stage writes."""
+    zoo = yaml.safe_load((REPO / "pipelines" / "zoo" / "dvc.yaml").read_text())["stages"]["figures"]
+    default = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["figures"]
+    words = zoo["cmd"].split()
+    assert words[words.index("--link-from") + 1] == "paper_figures"
+    linked = words[words.index("--link") + 1:words.index("--out")]
+    assert linked == LINKED
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in zoo["outs"]}
+    default_outs = {next(iter(o)) if isinstance(o, dict) else o for o in default["outs"]}
+    for stem in linked:
+        for suffix in ("png", "pdf"):
+            assert f"paper_figures/{stem}.{suffix}" in zoo["deps"] and f"paper_figures/{stem}.{suffix}" in default_outs
+            assert f"paper_figures/zoo/{stem}.{suffix}" not in outs
+    assert "replication/report" in zoo["deps"] and "replication/report" in default["deps"]

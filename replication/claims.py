@@ -8,8 +8,9 @@ is not judged at all (its claims read "not judged here"), so the same claim gets
 in every report that judges it, whatever other models a report adds.
 
 Each verdict is also computed three more ways, and the table says where they differ:
-- without flagged runs: a run whose validation score ends more than ``flag_z`` modified z-scores
-  below its model's other seeds (:mod:`replication.stats.outliers`) is dropped with its seed's pair;
+- without flagged runs: a run whose validation score ends far below its model's other seeds (a
+  modified z-score beyond a cut calibrated to the seed count, :mod:`replication.stats.outliers`)
+  is dropped with its seed's pair;
 - under per-task selection: every multi-task run's tasks read at their own best validation epoch
   (the records' ``per_task_selection``), the chance Single-Task gets;
 - leaving out each seed in turn (the whole family at once): a verdict that one seed can flip is
@@ -191,13 +192,14 @@ def gate_observations(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                                        "validation"])
 
 
-def flagged_runs(obs: pd.DataFrame, cut: float) -> pd.DataFrame:
-    """The runs (data, correlation, model, seed) whose validation score on some task lies more than
-    ``cut`` modified z-scores below the median of the model's seeds there (configured selection)."""
+def flagged_runs(obs: pd.DataFrame, rate: float) -> pd.DataFrame:
+    """The runs (data, correlation, model, seed) whose validation score on some task lies far below
+    the median of the model's seeds there (configured selection): :func:`flag_worse` at false-flag
+    ``rate`` per cell."""
     scored = obs[(obs["selection"] == CONFIGURED) & obs["validation"].notna()]
     flagged = []
     for _, cell in scored.groupby(["data", "correlation", "model", "task"], dropna=False):
-        mask = flag_worse(cell["validation"].to_numpy(), cut)
+        mask = flag_worse(cell["validation"].to_numpy(), rate)
         flagged.append(cell.loc[mask, ["data", "correlation", "model", "seed", "task"]])
     if not flagged:
         return pd.DataFrame(columns=["data", "correlation", "model", "seed", "task"])
@@ -384,7 +386,7 @@ def judge_claims(records: Sequence[Mapping[str, Any]], settings: Settings = Sett
                      ignore_index=True).astype({"score": float, "validation": float, "seed": int})
     configured = tidy[tidy["selection"] == CONFIGURED]
     per_task = tidy[tidy["selection"] == PER_TASK]
-    flagged = flagged_runs(tidy, settings.flag_z)
+    flagged = flagged_runs(tidy, settings.flag_rate)
     main = _judge_all(registry, configured, effects, settings)
     variants = {
         "without flagged runs": _judge_all(registry, _without(configured, flagged), effects, settings),

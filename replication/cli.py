@@ -150,12 +150,13 @@ def _sweep(args: argparse.Namespace) -> None:
 
 
 def _figures(args: argparse.Namespace) -> None:
+    from replication.claims import load_settings
     from replication.report import write_report
 
     write_report(Path(args.out), census=args.census, census_stats=args.census_stats, experts=args.experts,
                  sweep=args.sweep, runs=args.runs, synthetic_runs=args.synthetic_runs, group2_runs=args.group2_runs,
                  synthetic_experts=args.synthetic_experts, synthetic_data=args.synthetic_data,
-                 link_from=args.link_from, link=args.link)
+                 link_from=args.link_from, link=args.link, settings=load_settings(args.params))
 
 
 def _profile_overrides(args: argparse.Namespace) -> None:
@@ -300,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="figures (file stems, e.g. fig7_correlation_gain) not written here but linked from --link-from; "
                         "each must be, byte for byte, the figure these inputs draw")
     p.add_argument("--out", required=True, type=Path, help="folder for the tables, figures and REPORT.md")
+    p.add_argument("--params", default="params.yaml", help="parameter file whose `verdicts` section judges the claims")
     p.set_defaults(func=_figures)
 
     p = commands.add_parser("compare", help="check, train and rank a model of your own against the cached runs")

@@ -80,8 +80,8 @@ def findings(records: list[dict], settings: Settings) -> tuple[list[str], pd.Dat
     results, flagged = judge_claims(records, settings)
     synthetic = sorted({r.claim.family for r in results if r.claim.spec.get("data") == "synthetic"})
     lines = claims_markdown(results, families=synthetic)
-    lines += ["Flagged runs (validation score more than "
-              f"{settings.flag_z:g} modified z-scores below the model's other seeds at that correlation; the "
+    lines += ["Flagged runs (validation score far below the model's other seeds at that correlation: a modified "
+              f"z-score beyond the cut a cell of healthy runs passes with probability {1 - settings.flag_rate:g}; the "
               "verdicts above say where leaving them out changes one):", "", *flagged_markdown(flagged)]
     return lines, flagged
 

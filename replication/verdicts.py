@@ -46,14 +46,14 @@ class Settings:
     alpha: float = 0.05
     margins: dict[str, float] = field(default_factory=lambda: {"auc": 0.001, "mse": 0.0005, "concentration": 0.05})
     power: float = 0.8
-    flag_z: float = 3.5
+    flag_rate: float = 0.001
 
     def validate(self, where: str = "verdicts") -> None:
         from replication.config import require
 
         require(0 < self.alpha < 1, where, "alpha", self.alpha, "must lie strictly between 0 and 1")
         require(0 < self.power < 1, where, "power", self.power, "must lie strictly between 0 and 1")
-        require(self.flag_z > 0, where, "flag_z", self.flag_z, "must be > 0")
+        require(0 < self.flag_rate < 1, where, "flag_rate", self.flag_rate, "must lie strictly between 0 and 1")
         for metric, margin in self.margins.items():
             require(margin > 0, where, f"margins.{metric}", margin, "must be > 0")
 
@@ -140,3 +140,19 @@ def combine(parts: list[str]) -> str:
     if EQUIVALENT in parts:
         return EQUIVALENT
     return INCONCLUSIVE
+
+
+def rule_text(settings: Settings) -> str:
+    """The rule in words, with its parameters, for a report (the module docstring, shortened)."""
+    margins = ", ".join(f"{metric} ±{margin:g}" for metric, margin in settings.margins.items())
+    return (
+        f"Rule (computed, never written by hand; `replication/verdicts.py`, parameters in `params.yaml`'s `verdicts`): "
+        f"each claim is a per-seed paired difference oriented so that the claim says positive; claims are judged in "
+        f"families fixed by `replication/claims.yaml`, at family-wise level {settings.alpha:g}. "
+        f"**{REPRODUCED}**: positive and significant (paired t-test, Holm over the family). "
+        f"**{CONTRADICTED}**: the paper's own effect lies above our family-wise (Bonferroni) interval, or, where the "
+        f"paper prints no effect, significant in the opposite direction. **{EQUIVALENT}**: TOST at the family's level "
+        f"puts the mean within the margin ({margins}; at most half the paper's effect). **{INCONCLUSIVE}**: anything "
+        f"else, with the seeds a decision would need at power {settings.power:g}. Each verdict is also computed "
+        f"without flagged runs, under per-task selection and without each seed in turn (fragile: one seed flips it)."
+    )

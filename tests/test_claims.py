@@ -14,7 +14,7 @@ from replication.claims import (
 )
 from replication.config import ConfigError
 from replication.stats.equivalence import power, seeds_needed, tost
-from replication.stats.outliers import flag_worse, modified_z
+from replication.stats.outliers import calibrated_cut, flag_worse, modified_z
 from replication.verdicts import (
     CONTRADICTED, EQUIVALENT, INCONCLUSIVE, NOT_JUDGED, REPRODUCED, Settings, claim_margin, combine, judge,
 )
@@ -143,10 +143,21 @@ def test_modified_z_known_values():
     assert modified_z(x) == pytest.approx(0.6745 * (x - 3.0))
 
 
+def test_calibrated_cut_flags_healthy_cells_at_the_stated_rate():
+    cut = calibrated_cut(10, 0.001)
+    assert 9.0 < cut < 11.5  # far beyond Iglewicz-Hoaglin's 3.5, which ten values cross 6.7% of the time
+    assert calibrated_cut(10, 0.01) < cut  # a larger false-flag rate, a nearer cut
+    rng = np.random.default_rng(5)
+    rate = np.mean([flag_worse(rng.normal(size=10)).any() for _ in range(20_000)])
+    assert 0.0003 < rate < 0.002
+    with pytest.raises(ValueError, match="rate"):
+        calibrated_cut(10, 1.5)
+
+
 def test_flag_worse_flags_only_runs_far_below():
-    scores = np.array([0.94, 0.941, 0.939, 0.9405, 0.9395, 0.92, 0.96])
-    # median 0.9400, MAD 0.0005: z(0.92) = -27, z(0.96) = +27 (better: not flagged)
-    assert flag_worse(scores).tolist() == [False, False, False, False, False, True, False]
+    scores = np.array([0.94, 0.941, 0.939, 0.9405, 0.9395, 0.9402, 0.9398, 0.9401, 0.92, 0.96])
+    # median 0.94, MAD 0.00015: z(0.92) = -90, z(0.96) = +90 (better: not flagged)
+    assert flag_worse(scores).tolist() == [False] * 8 + [True, False]
     assert not flag_worse(scores[:4]).any()  # fewer than 5 runs flag nothing
 
 

@@ -11,8 +11,9 @@ import pytest
 
 from replication.cli import main
 from replication.config import ConfigError
-from replication.sweep import findings, sweep_runs
-from replication.verdicts import NOT_REPRODUCED, PARTLY, REPRODUCED, gap_by_correlation, gap_trend
+from replication.claims import judge_claims
+from replication.sweep import findings, sweep_records
+from replication.verdicts import CONTRADICTED, REPRODUCED, Settings
 
 MODELS = ("single_task", "shared_bottom", "mmoe", "ple")
 
@@ -59,54 +60,74 @@ def test_sweep_table_has_every_cell_and_gains_from_the_records(sweep):
 
 def test_sweep_markdown_states_the_findings(sweep):
     text = (sweep / "sweep.md").read_text()
-    assert "## Findings (computed from the table above)" in text
-    assert "PLE Fig. 7's correlations run: 0.2, 1" in text
-    assert "MMoE Figs. 3-4's correlations run: 1): **not assessed**" in text
+    assert "## Findings (the claims registry's synthetic claims, judged on these runs)" in text
+    # Two correlations of PLE Fig. 7's five were run: the synthetic family is not judged at all.
+    assert "**not judged here**" in text and "no runs for ple_largest_gain_vs_mmoe" in text
+    assert "Flagged runs" in text
 
 
-def _table(mse: dict[tuple[float, str], float], gains: dict[tuple[float, str], float] | None = None) -> pd.DataFrame:
-    """A sweep table: test MSE ``mse[(p, model)]`` and MTL gain ``gains[(p, model)]`` on both tasks."""
-    gains = gains or {}
-    return pd.DataFrame([{"correlation": p, "model": model, "task": task, "mean": value,
-                          "gain": gains.get((p, model), np.nan)}
-                         for (p, model), value in mse.items() for task in ("task1", "task2")])
+PAPER_P = (0.2, 0.4, 0.5, 0.75, 1.0)
+
+
+def synthetic_records(mse, seeds=range(8), noise=0.0002, seed=0):
+    """Finished synthetic runs: test MSE ``mse(p, model)`` plus noise on both tasks, at PLE Fig. 7's
+    correlations; validation MSE alike."""
+    rng = np.random.default_rng(seed)
+    records = []
+    for p in PAPER_P:
+        for model in ("single_task", "shared_bottom", "mmoe", "ple"):
+            for s in seeds:
+                test = {t: {"mse": mse(p, model) + rng.normal(0, noise)} for t in ("task1", "task2")}
+                records.append({"status": "ok", "dataset": "synthetic", "task_group": f"correlation={p:g}",
+                                "model": model, "seed": s, "tasks": [{"name": t, "type": "regression"} for t in test],
+                                "test": test, "validation": test})
+    return records
+
+
+def verdicts_of(records):
+    lines, _ = findings(records, Settings())
+    return "\n".join(lines), {r.claim.id: r.verdict for r in judge_claims(records)[0]}
+
+
+def mean_of(records, claim):
+    return next(r.judgement.mean for r in judge_claims(records)[0] if r.claim.id == claim)
 
 
 def test_gap_growing_as_correlation_falls_is_reproduced():
-    mse = {(p, "shared_bottom"): 0.02 + 0.01 * (1 - p) for p in (0.5, 0.9, 1.0)}
-    mse |= {(p, "mmoe"): 0.02 for p in (0.5, 0.9, 1.0)}
-    gap = gap_by_correlation(_table(mse), (0.5, 0.9, 1.0))
-    np.testing.assert_allclose(gap["gap"], [0.005, 0.001, 0.0], atol=1e-12)
-    lines = "\n".join(findings(_table(mse)))
-    assert "MMoE Figs. 3-4's correlations run: 0.5, 0.9, 1): **reproduced**" in lines
-    assert "p = 0.5: +0.005000; p = 0.9: +0.001000; p = 1: +0.000000" in lines
+    records = synthetic_records(lambda p, m: {"shared_bottom": 0.02 + 0.01 * (1 - p), "ple": 0.015}.get(m, 0.02))
+    text, verdicts = verdicts_of(records)
+    assert verdicts["mmoe_gap_grows_as_correlation_falls"] == REPRODUCED
+    # the per-seed statistic is (HS - MMoE at 0.5) - (HS - MMoE at 1) = 0.005, up to the noise (sd 0.0002 per run)
+    assert mean_of(records, "mmoe_gap_grows_as_correlation_falls") == pytest.approx(0.005, abs=0.0004)
+    assert "| The test-MSE gap between Shared-Bottom and MMoE is larger at correlation 0.5 than at 1 | MMoE Figs. 3-4 |" in text
 
 
-def test_gap_that_shrinks_as_correlation_falls_is_not_reproduced():
-    mse = {(0.5, "shared_bottom"): 0.020, (0.5, "mmoe"): 0.020, (1.0, "shared_bottom"): 0.03, (1.0, "mmoe"): 0.02}
-    assert "0.5, 1): **not reproduced**" in "\n".join(findings(_table(mse)))
-    assert [gap_trend(g) for g in ([3, 2, 1], [3, 4, 1], [1, 2, 3])] == [REPRODUCED, PARTLY, NOT_REPRODUCED]
+def test_gap_that_shrinks_as_correlation_falls_is_contradicted():
+    _, verdicts = verdicts_of(synthetic_records(lambda p, m: {"shared_bottom": 0.02 + 0.01 * p}.get(m, 0.02)))
+    assert verdicts["mmoe_gap_grows_as_correlation_falls"] == CONTRADICTED
 
 
-def test_largest_average_gain_names_the_winner():
-    mse = {(p, m): 0.02 for p in (0.5, 1.0) for m in ("mmoe", "ple")}
-    gains = {(0.5, "mmoe"): 0.002, (0.5, "ple"): 0.001, (1.0, "mmoe"): 0.002, (1.0, "ple"): 0.002}
-    lines = "\n".join(findings(_table(mse, gains)))
-    assert "PLE has the largest average MTL gain (synthetic; PLE Fig. 7's correlations run: 0.5, 1): " \
-           "**not reproduced (mmoe is first)**" in lines
-    assert "mmoe +0.002000; ple +0.001500; PLE relative to MMoE -25.0% (paper: +87.2%)" in lines
+def test_largest_average_gain_is_a_paired_test_per_model():
+    _, verdicts = verdicts_of(synthetic_records(lambda p, m: {"ple": 0.018, "mmoe": 0.019}.get(m, 0.02)))
+    assert verdicts["ple_largest_gain_vs_mmoe"] == REPRODUCED
+    assert verdicts["ple_largest_gain_vs_hard_sharing"] == REPRODUCED
+    assert verdicts["ple_largest_gain"] == REPRODUCED
+    # MMoE first: the paper's +0.002 (PLE's mean bar minus MMoE's) lies far above an interval below 0
+    _, verdicts = verdicts_of(synthetic_records(lambda p, m: {"ple": 0.019, "mmoe": 0.018}.get(m, 0.02)))
+    assert verdicts["ple_largest_gain_vs_mmoe"] == CONTRADICTED
+    assert verdicts["ple_largest_gain"] == CONTRADICTED
 
 
 def test_sweep_refuses_census_runs_and_an_empty_folder(tmp_path):
     with pytest.raises(ConfigError, match="no data-set folders"):
-        sweep_runs(tmp_path)
+        sweep_records(tmp_path)
     run = tmp_path / "census" / "mmoe"
     run.mkdir(parents=True)
     (run / "seed_0.json").write_text(json.dumps({
         "format": 1, "status": "ok", "train": {}, "dataset": "census-income-kdd", "task_group": "income-marital", "split_seed": 0, "data_hash": "x",
         "model": "mmoe", "seed": 0, "tasks": [], "test": {}, "n_parameters": 1, "best_epoch": {}}))
     with pytest.raises(ConfigError, match="holds census-income-kdd runs; the sweep reads synthetic ones only"):
-        sweep_runs(tmp_path)
+        sweep_records(tmp_path)
 
 
 def test_results_readme_quotes_the_committed_sweep_findings_verbatim():
@@ -115,6 +136,6 @@ def test_results_readme_quotes_the_committed_sweep_findings_verbatim():
     readme = (REPO / "results" / "README.md").read_text(encoding="utf-8")
     quoted = readme.split("<!-- findings: copied from synthetic_sweep.md -->\n")[1].split("<!-- /findings -->")[0]
     sweep = (REPO / "results" / "synthetic_sweep.md").read_text(encoding="utf-8")
-    generated = sweep.split("## Findings (computed from the table above)\n\n")[1]
+    generated = sweep.split("## Findings (the claims registry's synthetic claims, judged on these runs)\n\n")[1]
     assert quoted.strip() == generated.strip()
     assert quoted.count("**") >= 8  # four claims, each with its verdict in bold

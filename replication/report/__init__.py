@@ -14,7 +14,7 @@ The names below are re-exported so that ``from replication.report import write_r
 ``report.<name>`` keep working.
 """
 
-from replication.report.claims import census_verdicts, verdict_lines, versus_verdicts
+from replication.report.claims import claims_table, judged, verdict_lines
 from replication.report.drawings import (
     CURVE_CORRELATIONS, CURVE_MODELS, PLE_SYNTHETIC_SIZE, SEESAW_SCATTER_MAX, Drawing, curves_figure, expert_usage,
     experts_figure, fig7_bars, fig7_figure, loss_by_correlation, loss_figure, mean_curves, seesaw_figure,
@@ -35,10 +35,10 @@ from replication.report.writer import (
 __all__ = [
     "ARTIFACTS", "Artifact", "CENSUS_COLUMNS", "COMPARISON_COLUMNS", "CURVE_CORRELATIONS", "CURVE_MODELS", "DPI",
     "Drawing", "Inputs", "OPTIONS", "PLE_SYNTHETIC_SIZE", "SEESAW_SCATTER_MAX", "SWEEP_COLUMNS", "SyntheticSize",
-    "TABLE_INPUTS", "Table", "TableInput", "best_run_table", "best_runs", "census_verdicts", "check_agree",
+    "TABLE_INPUTS", "Table", "TableInput", "best_run_table", "best_runs", "claims_table", "check_agree",
     "curves_figure", "expert_usage", "experts_figure", "fig7_bars", "fig7_figure", "figure_bytes", "latex_escape",
     "latex_table", "link_targets", "load_inputs", "load_synthetic_records", "load_synthetic_size",
     "loss_by_correlation", "loss_figure", "markdown_table", "mean_curves", "read_table", "reference_model",
     "report_markdown", "save_drawing", "save_figure", "seesaw_figure", "seesaw_points", "synthetic_experts_figure",
-    "table5", "training_curves", "verdict_lines", "versus_verdicts", "wide", "write_report", "write_table",
+    "table5", "training_curves", "judged", "verdict_lines", "wide", "write_report", "write_table",
 ]

@@ -28,7 +28,7 @@ from replication.config import ConfigError
 from replication.io import atomic_open, write_text
 from replication.progress import log
 from replication.provenance import git_commit, package_versions
-from replication.report.claims import verdict_lines
+from replication.report.claims import claims_table, judged, verdict_lines
 from replication.report.drawings import (
     Drawing, curves_figure, experts_figure, fig7_figure, loss_figure, seesaw_figure, synthetic_experts_figure,
 )
@@ -36,6 +36,7 @@ from replication.report.inputs import (
     OPTIONS, Inputs, count_range, load_inputs, metric_of, reference_model, seed_count, sweep_reference, tasks_of,
 )
 from replication.report.tables import Table, best_run_table, latex_table, markdown_table, table5
+from replication.verdicts import Settings
 
 
 DPI = 200
@@ -204,11 +205,14 @@ def _versions(versions: dict[str, str]) -> str:
 
 
 def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], skipped: list[str],
-                    links: Mapping[str, str] | None = None) -> str:
+                    links: Mapping[str, str] | None = None, settings: Settings = Settings(),
+                    claims: tuple[list, pd.DataFrame] | None = None) -> str:
     """REPORT.md: protocol, environment, the claims' verdicts, then every table and figure (``made``:
     title and item) and what was not produced. ``links``: figure stem -> the folder (relative, ending
-    in ``/``) whose files are linked instead of this folder's (:func:`link_targets`)."""
+    in ``/``) whose files are linked instead of this folder's (:func:`link_targets`). ``claims``: the
+    judged claims and flagged runs (:func:`replication.report.claims.judged`), judged here if None."""
     links = links or {}
+    results, flagged = claims if claims is not None else judged(inputs, settings)
     sources = ", ".join(f"`{path}`" for path in inputs.paths.values())
     lines = [
         "# Replication report: PLE (RecSys 2020) and its baselines",
@@ -226,7 +230,9 @@ def report_markdown(inputs: Inputs, made: list[tuple[str, Table | Drawing]], ski
         "",
         "## The papers' claims",
         "",
-        *verdict_lines(inputs),
+        *verdict_lines(inputs, settings, results, flagged),
+        "",
+        "Every claim as a table: [claims.csv](claims.csv).",
     ]
     for title, item in made:
         lines += ["", f"## {title}", "", item.caption, ""]
@@ -249,7 +255,7 @@ def write_report(out_dir: Path, census: Path | None = None, census_stats: Path |
                  experts: Path | None = None, sweep: Path | None = None, runs: Sequence[Path] = (),
                  synthetic_runs: Path | None = None, group2_runs: Sequence[Path] = (),
                  synthetic_experts: Path | None = None, synthetic_data: Path | None = None,
-                 link_from: Path | None = None, link: Sequence[str] = ()) -> list[Path]:
+                 link_from: Path | None = None, link: Sequence[str] = (), settings: Settings = Settings()) -> list[Path]:
     """Every table and figure the given inputs allow, and ``REPORT.md``, into ``out_dir``; returns the
     paths written. The figures named in ``link`` are not written but linked from ``link_from``
     (:func:`link_targets`). Inputs and links are all checked before anything is written."""
@@ -267,9 +273,12 @@ def write_report(out_dir: Path, census: Path | None = None, census_stats: Path |
         if item.stem in links:
             continue
         written += write_table(item, out_dir) if isinstance(item, Table) else save_drawing(item, out_dir)
+    claims = judged(inputs, settings)
+    claims_file = Path(out_dir) / "claims.csv"
+    write_text(claims_file, claims_table(claims[0]).to_csv(index=False, float_format="%.6g"))
     report = Path(out_dir) / "REPORT.md"
-    write_text(report, report_markdown(inputs, made, skipped, links))
-    written.append(report)
+    write_text(report, report_markdown(inputs, made, skipped, links, settings, claims))
+    written += [claims_file, report]
     log(f"wrote {len(written)} files to {out_dir}: {', '.join(p.name for p in written)}"
         + (f"; linked {', '.join(links)} from {link_from}" if links else ""))
     return written

@@ -1,19 +1,30 @@
-"""Runs that ended far from their model's other seeds: the modified z-score (Iglewicz & Hoaglin 1993).
+"""Runs that ended far from their model's other seeds: the modified z-score (Iglewicz & Hoaglin 1993)
+with a cut calibrated to the number of runs.
 
 ``z_i = 0.6745 (x_i - median) / MAD`` with MAD the median absolute deviation; 0.6745 makes the MAD
-a consistent estimate of the standard deviation for normal data, and |z| > 3.5 is Iglewicz and
-Hoaglin's recommended cut for "potential outlier". Median and MAD, unlike mean and std, are not
-moved by the very runs they should find, so one stuck seed among ten cannot hide itself.
+a consistent estimate of the standard deviation for normal data. Median and MAD, unlike mean and
+std, are not moved by the very runs they should find, so one stuck seed among ten cannot hide itself.
+
+Iglewicz and Hoaglin's fixed cut |z| > 3.5 is meant for large samples. With ten runs the MAD is
+itself noisy, and 6.7% of sets of ten normal values have a value below -3.5 (simulated): over the
+hundreds of (model, task, correlation) cells of a sweep that flags dozens of healthy runs. So the
+cut is calibrated instead (:func:`calibrated_cut`): for ``n`` runs it is the value that the
+smallest modified z-score of ``n`` normal values falls below with probability ``rate``, found by a
+seeded simulation (the same cut on every machine). A cell of well-behaved runs then has one flagged
+with probability ``rate``; a run stuck far from the others (a failed optimisation) is still found.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
 from replication.stats.intervals import as_values
 
-Z_CUT = 3.5
 CONSISTENCY = 0.6745
+DRAWS = 200_000  # simulated sets per calibration: about rate * DRAWS of them lie beyond the cut
+CALIBRATION_SEED = 0
 
 
 def modified_z(values: np.ndarray) -> np.ndarray:
@@ -28,11 +39,25 @@ def modified_z(values: np.ndarray) -> np.ndarray:
     return CONSISTENCY * (x - median) / mad
 
 
-def flag_worse(scores: np.ndarray, cut: float = Z_CUT, min_runs: int = 5) -> np.ndarray:
-    """Boolean mask of the runs whose ``scores`` (larger is better) lie more than ``cut`` modified
-    z-scores BELOW the median: failed or stuck runs, not lucky ones. Fewer than ``min_runs`` runs
-    flag nothing (a median of three says little about what is far)."""
+@functools.lru_cache(maxsize=None)
+def calibrated_cut(n: int, rate: float) -> float:
+    """The ``rate`` quantile of minus the smallest modified z-score of ``n`` i.i.d. normal values
+    (a seeded simulation of :data:`DRAWS` sets): flagging ``z < -cut`` flags a set of ``n`` normal
+    values with probability ``rate``."""
+    if n < 3 or not 0 < rate < 1:
+        raise ValueError(f"calibration needs n >= 3 and 0 < rate < 1; got n={n}, rate={rate}")
+    x = np.random.default_rng(CALIBRATION_SEED).standard_normal((DRAWS, n))
+    median = np.median(x, axis=1, keepdims=True)
+    mad = np.median(np.abs(x - median), axis=1, keepdims=True)
+    lowest = (CONSISTENCY * (x - median) / mad).min(axis=1)
+    return float(-np.quantile(lowest, rate))
+
+
+def flag_worse(scores: np.ndarray, rate: float = 0.001, min_runs: int = 5) -> np.ndarray:
+    """Boolean mask of the runs whose ``scores`` (larger is better) lie below the median by more than
+    :func:`calibrated_cut` modified z-scores: failed or stuck runs, not lucky ones. Fewer than
+    ``min_runs`` runs flag nothing (a median of three says little about what is far)."""
     x = np.asarray(scores, dtype=np.float64)
-    if x.size < max(2, min_runs):
+    if x.size < max(3, min_runs):
         return np.zeros(x.size, dtype=bool)
-    return modified_z(x) < -cut
+    return modified_z(x) < -calibrated_cut(int(x.size), rate)

@@ -382,8 +382,9 @@ def judge_claims(records: Sequence[Mapping[str, Any]], settings: Settings = Sett
     paper, _ = paper_values()
     registry = registry or load_registry(paper=paper)
     effects = {c.id: paper_effect(c, paper) for c in registry.claims}
-    tidy = pd.concat([frame for frame in (observations(records), gate_observations(records)) if not frame.empty],
-                     ignore_index=True).astype({"score": float, "validation": float, "seed": int})
+    frames = [observations(records), gate_observations(records)]
+    tidy = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True).astype(
+        {"score": float, "validation": float, "seed": int})
     configured = tidy[tidy["selection"] == CONFIGURED]
     per_task = tidy[tidy["selection"] == PER_TASK]
     flagged = flagged_runs(tidy, settings.flag_rate)

@@ -32,6 +32,7 @@ from replication.cli import main
 from replication.config import ConfigError
 from replication.data.synthetic import SyntheticConfig, generate_synthetic
 from replication.io import write_json
+from replication.runfolder import lock_path
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.fault
@@ -144,8 +145,8 @@ def test_an_interrupted_run_resumes_and_ends_with_the_uninterrupted_records(
         assert "interrupted" in first.stderr and "run the same command again to resume" in first.stderr
     assert sorted(p.name for p in out.glob("seed_*")) == ["seed_0.json", "seed_0.test_predictions.npz"]
     # A killed process cannot remove its lock file (the system has released the lock itself); the
-    # rerun takes it over. .dvcignore and .gitignore leave the file out either way.
-    assert (out / ".train.lock").exists() == (fault == "SIGKILL")
+    # rerun takes it over. It lies beside the run folder; .dvcignore and .gitignore leave it out.
+    assert lock_path(out).exists() == (fault == "SIGKILL")
     seed_0 = (out / "seed_0.json").read_bytes()
     [checkpoint] = (workspace / fault / "ck").glob("faulty-seed1-*/epoch.pt")
     assert checkpoint.is_file()
@@ -158,7 +159,7 @@ def test_an_interrupted_run_resumes_and_ends_with_the_uninterrupted_records(
     assert records_without_seconds(out) == records_without_seconds(uninterrupted)
     assert predictions(out) == predictions(uninterrupted)
     assert not (workspace / fault / "ck").exists()
-    assert not (out / ".train.lock").exists()
+    assert not lock_path(out).exists()
 
 
 def test_an_interrupted_ensemble_resumes_and_ends_with_the_uninterrupted_records(workspace: Path) -> None:
@@ -217,7 +218,7 @@ def test_a_second_writer_of_the_same_run_folder_is_refused(workspace: Path, caps
         assert main(train_args(workspace, out, "--seeds", "0")) == 2
         message = capsys.readouterr().err
         assert f"{out} is being written by process {holder.pid}" in message and "pass another --out" in message
-        assert sorted(p.name for p in out.iterdir()) == [".train.lock"]
+        assert not any(out.iterdir()) and lock_path(out).is_file()
     finally:
         holder.communicate("", timeout=60)
     assert not out.exists() or not any(out.iterdir())

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from replication.aggregate import attach_paper, check_protocol, load_records, paper_values, tidy
+from replication.aggregate import attach_paper, check_protocol, paper_values, tidy
 from replication.compare import ALPHA, compare_to_reference, per_model
 from replication.config import ConfigError
 from replication.data.synthetic import correlation_of
-from replication.io import write_text
+from replication.io import write_together
+from replication.records import load_records
 from replication.verdicts import synthetic_verdicts
 
 def sweep_runs(runs_root: Path) -> pd.DataFrame:
@@ -107,6 +108,6 @@ def to_markdown(table: pd.DataFrame, reference: str) -> str:
 def write_sweep(runs_root: Path, out: Path, reference: str = "single_task") -> pd.DataFrame:
     runs = sweep_runs(runs_root)
     table = sweep_table(runs, reference)
-    write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False, float_format="%.6g"))
-    write_text(Path(out).with_suffix(".md"), to_markdown(table, reference))
+    write_together({Path(out).with_suffix(".csv"): table.to_csv(index=False, float_format="%.6g"),
+                    Path(out).with_suffix(".md"): to_markdown(table, reference)})
     return table

@@ -44,7 +44,7 @@ def array_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
                 headers[name.removesuffix(".npy")] = (shape, dtype)
     except (zipfile.BadZipFile, ValueError, EOFError, OSError) as error:
         raise DataError(f"split file {path} cannot be read ({type(error).__name__}: {error}); it was cut short or "
-                        f"damaged. {RECREATE[0].upper() + RECREATE[1:]}") from None
+                        f"damaged; {RECREATE}") from None
     return headers
 
 

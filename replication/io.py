@@ -39,9 +39,11 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if _unnamed(error):
+            raise named(error, path) from error
         raise
 
 
@@ -84,11 +86,23 @@ def write_together(files: Mapping[str | os.PathLike, str]) -> None:
                 os.fsync(handle.fileno())
         for tmp, path in staged:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         for tmp, _ in staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if _unnamed(error) and staged:
+            raise named(error, staged[-1][1]) from error
         raise
+
+
+def _unnamed(error: BaseException) -> bool:
+    """Whether ``error`` is a system error that names no file (a write on a full disk)."""
+    return isinstance(error, OSError) and error.errno is not None and error.filename is None
+
+
+def named(error: OSError, path: str | os.PathLike) -> OSError:
+    """``error`` with ``path`` as its file: a failed write (a full disk) names no file by itself."""
+    return type(error)(error.errno, error.strerror or str(error), str(path))
 
 
 class OutputLocked(ConfigError):

@@ -68,10 +68,17 @@ def _watch(lineage: tuple[int, int | None]) -> None:
     os.kill(os.getpid(), signal.SIGTERM)
 
 
+def detached() -> bool:
+    """Whether this process was started to outlive its starter: under ``nohup`` (SIGHUP ignored) or
+    ``setsid`` (the leader of its own session)."""
+    return signal.getsignal(signal.SIGHUP) == signal.SIG_IGN or os.getsid(0) == os.getpid()
+
+
 def end_with_parent() -> None:
     """Make this command end (as on SIGTERM) when the process that started it ends, or that
-    process's parent: see the module docstring. Linux only (/proc); a no-op elsewhere."""
-    if not Path("/proc/self/stat").exists():
+    process's parent: see the module docstring. Not for a command started with ``nohup`` or
+    ``setsid`` (:func:`detached`), which asked to outlive them. Linux only (/proc); a no-op elsewhere."""
+    if not Path("/proc/self/stat").exists() or detached():
         return
     lineage = _lineage()
     die_with_parent(signal.SIGTERM, lineage[0])

@@ -108,14 +108,16 @@ def train_args(workspace: Path, out: Path, *extra: str) -> list[str]:
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m replication ARGS`` in a fresh process (a signal there does not reach pytest), with
-    SIGINT's default disposition: a shell runs background jobs with SIGINT ignored, and Python then
-    never turns SIGINT into KeyboardInterrupt, which the SIGINT case needs."""
+    SIGINT's and SIGHUP's default dispositions: a shell runs background jobs with SIGINT ignored, and
+    Python then never turns SIGINT into KeyboardInterrupt, which the SIGINT case needs; and a suite
+    run under nohup would have the command leave its starter's lifetime alone."""
     return subprocess.run([sys.executable, "-m", "replication", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600, preexec_fn=_default_sigint)
+                          env={**os.environ, **(env or {})}, timeout=600, preexec_fn=default_signals)
 
 
-def _default_sigint() -> None:
+def default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def records_without_seconds(folder: Path) -> dict[str, dict]:
@@ -288,6 +290,7 @@ def test_kill_9_of_dvc_repro_leaves_no_process_and_the_rerun_completes(workspace
                                          *train_args(workspace, out, "--set", "train.seed_workers=2")]))
     runner = "import subprocess, sys; subprocess.run(['sh', '-c', sys.argv[1] + '; true'])"
     dvc = subprocess.Popen([sys.executable, "-c", runner, command], cwd=REPO, stderr=subprocess.DEVNULL,
+                           preexec_fn=default_signals,
                            env={**os.environ, "FAULT": "hang", "FAULT_AFTER": "9", "FAULT_PIDS": str(tmp_path)})
     try:
         deadline = time.monotonic() + 120

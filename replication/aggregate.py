@@ -7,7 +7,6 @@ The papers' printed numbers come only from ``paper_values.yaml`` and sit in colu
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -20,54 +19,14 @@ from replication.compare import (
     ALPHA, compare_to_reference, delong_by_seed, delong_summary, delta_m_by_model, per_model,
 )
 from replication.config import ConfigError
-from replication.io import write_text
+from replication.io import write_together
 from replication.metrics import METRIC_FOR_TASK_TYPE
-from replication.progress import log
 from replication.protocol import protocol_differences, protocol_hash
+from replication.records import failed_runs, failure_note, finished_runs, load_all_records, load_records  # noqa: F401 (also imported from here)
 
 PROTOCOL_KEYS = ("dataset", "task_group", "split_seed", "data_hash")
 # Rounding slack when checking a printed gain against the printed metrics (4 printed decimals).
 PRINTED_ROUNDING = 0.00015
-
-
-def load_all_records(runs: Path | Sequence[Path]) -> list[dict]:
-    """Every run record (``<model>/seed_K.json``) under one folder or several, failed runs included;
-    each record gets the path of its file under ``"source"`` (its predictions lie beside it). A
-    model found in two folders is refused: which runs to use would be a guess."""
-    dirs = [Path(runs)] if isinstance(runs, (str, Path)) else [Path(d) for d in runs]
-    records, seen = [], {}
-    for directory in dirs:
-        files = sorted(directory.glob("*/seed_*.json"))
-        if not files:
-            raise ConfigError(f"no run records (*/seed_*.json) under {directory}; run `python -m replication train` first")
-        for model in sorted({f.parent.name for f in files}):
-            if model in seen:
-                raise ConfigError(f"model {model!r} has runs under both {seen[model]} and {directory}; pass each model's runs once")
-            seen[model] = directory
-        records += [{**json.loads(f.read_text(encoding="utf-8")), "source": str(f)} for f in files]
-    return records
-
-
-def load_records(runs: Path | Sequence[Path]) -> list[dict]:
-    """The records of the runs that finished (status ``ok``) under ``runs``; a failed run (its
-    loss diverged) is never averaged in: it is named on stderr and tables show its seed as missing."""
-    return finished_runs(load_all_records(runs), runs)
-
-
-def finished_runs(records: Sequence[dict], runs: Path | Sequence[Path]) -> list[dict]:
-    """The records of status ``ok``, naming each failed one on stderr; refuses a set with none."""
-    for r in failed_runs(records):
-        log(f"left out: {r['model']} seed {r['seed']} failed in epoch {r['failure']['epoch']} "
-            f"({r['failure']['reason']}; {r['source']})")
-    finished = [r for r in records if r["status"] == "ok"]
-    if not finished:
-        raise ConfigError(f"every run under {', '.join(map(str, [runs] if isinstance(runs, (str, Path)) else runs))} "
-                          f"failed; see their records' failure field")
-    return finished
-
-
-def failed_runs(records: Sequence[dict]) -> list[dict]:
-    return [r for r in records if r["status"] != "ok"]
 
 
 def check_protocol(records: list[dict]) -> dict:
@@ -195,8 +154,7 @@ def to_markdown(table: pd.DataFrame, protocol: dict, reference: str, failures: S
         lines += ["", *[f"(!) {n}." for n in notes]]
     if failures:
         lines += ["", "Failed runs, left out of every statistic (their seeds are shown as missing): " + "; ".join(
-            f"{r['model']} seed {r['seed']}, epoch {r['failure']['epoch']}: {r['failure']['reason']}"
-            for r in sorted(failures, key=lambda r: (r["model"], r["seed"]))) + "."]
+            failure_note(r) for r in sorted(failures, key=lambda r: (r["model"], r["seed"]))) + "."]
     delta = table.drop_duplicates("model")[["model", "delta_m_percent"]]
     lines += ["", f"Δm (Maninis et al. 2019: mean over tasks of the signed relative change against {reference}):", ""]
     lines += ["| model | Δm (%) |", "|---|---|"]
@@ -229,8 +187,8 @@ def aggregate(runs: Path | Sequence[Path], out: Path, reference: str = "single_t
     summary[["delong_seeds", "delong_significant_seeds"]] = (
         summary[["delong_seeds", "delong_significant_seeds"]].fillna(0).astype(int))
     table = attach_paper(summary, protocol["task_group"])
-    write_text(out.with_suffix(".csv"), table.to_csv(index=False, float_format="%.6g"))
-    write_text(out.with_suffix(".md"), to_markdown(table, protocol, reference, failed_runs(everything)))
+    write_together({out.with_suffix(".csv"): table.to_csv(index=False, float_format="%.6g"),
+                    out.with_suffix(".md"): to_markdown(table, protocol, reference, failed_runs(everything))})
     return table
 
 
@@ -258,10 +216,10 @@ def write_stats(runs: Path | Sequence[Path], out_dir: Path, references: Sequence
         name: pd.concat([parts[r][name] for r in references], ignore_index=True)
         for name in ("comparisons", "delong", "delta_m")
     }
-    for name, table in tables.items():
-        write_text(Path(out_dir) / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
-    summary = "\n".join(stats_markdown(parts[r], protocol, r) for r in references)
-    write_text(Path(out_dir) / "summary.md", summary)
+    files = {Path(out_dir) / f"{name}.csv": table.to_csv(index=False, float_format="%.6g")
+             for name, table in tables.items()}
+    files[Path(out_dir) / "summary.md"] = "\n".join(stats_markdown(parts[r], protocol, r) for r in references)
+    write_together(files)
     return tables
 
 

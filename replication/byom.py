@@ -22,10 +22,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from models.registry import ModelError
-from replication.aggregate import load_records
 from replication.config import ConfigError
 from replication.data.processed import Processed, load_processed
-from replication.io import write_text
+from replication.data.validate import check_processed
+from replication.io import write_together
 from replication.leaderboard import (
     REFERENCE, by_protocol, compare_with_every_model, markdown_table, protocol_header, protocol_rows,
     reference_entry, tasks_of, unpaired_notes,
@@ -33,6 +33,7 @@ from replication.leaderboard import (
 from replication.metrics import METRIC_FOR_TASK_TYPE
 from replication.progress import log
 from replication.protocol import protocol_differences, protocol_hash
+from replication.records import load_records
 from replication.train import RECORD_FORMAT, TrainConfig, train_model
 
 DEFAULT_DATA = Path("data/processed/census_income_marital")
@@ -65,6 +66,7 @@ def _load_data(data_dir: Path) -> Processed:
     if not (data_dir / "schema.json").is_file():
         raise ConfigError(f"processed data {data_dir} is missing; run `dvc repro prepare` to create it (or pass "
                           f"--data with a folder written by `python -m replication prepare`)")
+    check_processed(data_dir)
     return load_processed(data_dir)
 
 
@@ -140,9 +142,9 @@ def compare_model(name: str, data_dir: Path, cfg: TrainConfig, hparams: Mapping[
     tasks = tasks_of(records[0])
     printed = "\n".join(markdown_table(row, tasks) + [""] + comparisons_markdown(comparisons)) + "\n"
     summary = summary_markdown(name, table, comparisons, records, reference, seeds, seconds)
-    write_text(out / "leaderboard_row.csv", row.to_csv(index=False, float_format="%.6g"))
-    write_text(out / "comparisons.csv", comparisons.to_csv(index=False, float_format="%.6g"))
-    write_text(out / "summary.md", summary)
+    write_together({out / "leaderboard_row.csv": row.to_csv(index=False, float_format="%.6g"),
+                    out / "comparisons.csv": comparisons.to_csv(index=False, float_format="%.6g"),
+                    out / "summary.md": summary})
     log(f"{name}: {len(seeds)} seeds trained in {seconds:.0f} s; wrote {out}/leaderboard_row.csv, comparisons.csv, "
         f"summary.md")
     return ComparisonResult(row, comparisons, printed, out, seconds)

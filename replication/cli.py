@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
+import functools
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -84,6 +87,7 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
 def _train(args: argparse.Namespace) -> None:
     from models.registry import model_spec
     from replication.data.processed import load_data
+    from replication.data.validate import check_processed
     from replication.train import parse_seeds, train_model
 
     # A model of one's own (FILE.py:Class) is recorded under its stable name, as `compare` does.
@@ -92,6 +96,7 @@ def _train(args: argparse.Namespace) -> None:
     if args.executor is not None:
         cfg = dataclasses.replace(cfg, executor=args.executor)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(params.get("seeds", "0-9")))
+    check_processed(args.data)
     train_model(model, hparams, load_data(args.data), cfg, seeds, Path(args.out),
                 checkpoints=None if args.no_checkpoints else args.checkpoints,
                 checkpoint_seconds=args.checkpoint_seconds)
@@ -109,6 +114,19 @@ def _compare(args: argparse.Namespace) -> None:
     print(result.markdown, end="")
 
 
+def _one_writer(command):
+    """Run a command that writes tables at ``--out`` under its output lock
+    (:func:`replication.io.output_lock`): a second writer of the same output is refused."""
+    @functools.wraps(command)
+    def locked(args: argparse.Namespace) -> None:
+        from replication.io import output_lock
+
+        with output_lock(args.out):
+            command(args)
+    return locked
+
+
+@_one_writer
 def _leaderboard(args: argparse.Namespace) -> None:
     from replication.leaderboard import write_leaderboard
 
@@ -124,24 +142,28 @@ def _env(args: argparse.Namespace) -> None:
     print(json.dumps(environment(str(resolve_device(args.device))), indent=2, sort_keys=True))
 
 
+@_one_writer
 def _aggregate(args: argparse.Namespace) -> None:
     from replication.aggregate import aggregate
 
     aggregate(args.runs, Path(args.out), reference=args.reference)
 
 
+@_one_writer
 def _stats(args: argparse.Namespace) -> None:
     from replication.aggregate import write_stats
 
     write_stats(args.runs, Path(args.out), references=args.reference or ["single_task"])
 
 
+@_one_writer
 def _experts(args: argparse.Namespace) -> None:
     from replication.experts import write_experts
 
     write_experts(args.runs, Path(args.out))
 
 
+@_one_writer
 def _sweep(args: argparse.Namespace) -> None:
     from replication.claims import load_settings
     from replication.sweep import write_sweep
@@ -149,6 +171,7 @@ def _sweep(args: argparse.Namespace) -> None:
     write_sweep(args.runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
 
 
+@_one_writer
 def _figures(args: argparse.Namespace) -> None:
     from replication.claims import load_settings
     from replication.report import write_report
@@ -341,24 +364,67 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The fix for each file-system failure a user meets; any other OSError is unexpected (a traceback).
+FILE_SYSTEM_FIXES = {
+    errno.ENOSPC: "free space on that disk (or pass --out, --checkpoints on another), then run the same command again",
+    errno.EDQUOT: "free space within your disk quota, then run the same command again",
+    errno.EROFS: "that file system is read-only; pass --out (and --checkpoints) on a writable one",
+    errno.EACCES: "you may not use that path; fix its permissions or pass another path",
+    errno.EPERM: "you may not use that path; fix its permissions or pass another path",
+    errno.ENOENT: "check the path (a data set or run folder is created by `dvc repro` or the command that writes it)",
+    errno.EISDIR: "a folder is in the way; pass a file path",
+    errno.ENOTDIR: "a file is in the way where a folder is expected; pass another path",
+}
+INTERRUPTED = ("every file written so far is complete; run the same command again to resume (train resumes each "
+               "unfinished seed from its last checkpoint)")
+
+
+def file_system_message(error: OSError) -> str | None:
+    """One line naming the file and the fix of an expected file-system failure; None for another."""
+    fix = FILE_SYSTEM_FIXES.get(error.errno)
+    if fix is None:
+        return None
+    where = error.filename if error.filename is not None else "a file"
+    return f"{where}: {error.strerror or error}; {fix}"
+
+
+def _say(message: str) -> None:
+    """Print the command's last word on stderr, even when whoever read it has gone (a killed dvc)."""
+    with contextlib.suppress(OSError):
+        print(message, file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every expected failure ends in a message naming what was wrong and how to
+    fix it, and a non-zero exit (2: bad input; 1: the environment or an interrupted run; 130 and
+    143: Ctrl-C and SIGTERM). Unexpected errors keep their traceback."""
     args = build_parser().parse_args(argv)
     from models.registry import ModelError
     from replication.data.census import PrepareError
     from replication.data.download import DownloadError
     from replication.data.processed import DataError
+    from replication.lifetime import Terminated, sigterm_raises
     from replication.train import TrainingInterrupted
 
     try:
-        args.func(args)
+        with sigterm_raises():
+            args.func(args)
     except (ConfigError, DataError, DownloadError, ModelError, PrepareError) as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         return 2
     except TrainingInterrupted as error:
-        print(f"error: {error}", file=sys.stderr)
+        _say(f"error: {error}")
         return 1
+    except OSError as error:
+        message = file_system_message(error)
+        if message is None:
+            raise
+        _say(f"error: {message}")
+        return 1
+    except Terminated:
+        _say(f"terminated (SIGTERM): {INTERRUPTED}")
+        return 143
     except KeyboardInterrupt:
-        print("interrupted: every file written so far is complete; run the same command again to resume "
-              "(train resumes each unfinished seed from its last checkpoint)", file=sys.stderr)
+        _say(f"interrupted: {INTERRUPTED}")
         return 130
     return 0

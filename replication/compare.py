@@ -11,11 +11,13 @@ comparison against the reference, at ``ALPHA``, using the paired t-test over see
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from replication.records import RecordError
 from replication.stats import bootstrap_interval, delong_test, delta_m, holm, mtl_gain, paired_tests
 from replication.stats import probability_of_improvement, t_interval
 
@@ -119,8 +121,15 @@ def _predictions_file(record: dict) -> Path:
 
 
 def _predictions(record: dict) -> dict[str, np.ndarray]:
-    with np.load(_predictions_file(record)) as saved:
-        return {"prediction": saved["prediction"], "y": saved["y"]}
+    """A record's saved test predictions; a file cut short or damaged is refused, naming it."""
+    path = _predictions_file(record)
+    try:
+        with np.load(path) as saved:
+            return {"prediction": saved["prediction"], "y": saved["y"]}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
+        raise RecordError(f"predictions file {path} cannot be read ({type(error).__name__}: {error}); it was cut "
+                          f"short or damaged. Train that seed again: delete it and {record['source']}, then rerun "
+                          f"`python -m replication train` with the same --out") from None
 
 
 def delong_summary(delong: pd.DataFrame) -> pd.DataFrame:

@@ -22,8 +22,15 @@ def load_params(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"parameter file {path} does not exist")
-    with open(path, encoding="utf-8") as handle:
-        params = yaml.safe_load(handle) or {}
+    try:
+        with open(path, encoding="utf-8") as handle:
+            params = yaml.safe_load(handle) or {}
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{at}: {problem}; fix that line (`git diff {path}` shows what "
+                          f"changed)") from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path} must hold a mapping of sections, got {type(params).__name__}")
     return params

@@ -39,7 +39,8 @@ import torch
 
 from replication.config import ConfigError
 from replication.data.processed import Processed
-from replication.progress import log
+from replication.lifetime import die_with_parent
+from replication.progress import log, watch_batches
 from replication.train import (
     TrainConfig, TrainingInterrupted, WorkUnit, _set_up_process, _set_up_worker, cpu_cores, plan_workers,
     record_path, resolve_device,
@@ -58,6 +59,28 @@ def make_executor(cfg: TrainConfig) -> "LocalExecutor | RayExecutor":
     """The executor ``cfg.executor`` names; a context manager (the ray executor holds its Ray session
     inside the ``with`` block)."""
     return RayExecutor(cfg) if cfg.executor == "ray" else LocalExecutor()
+
+
+def _run_labelled(unit: WorkUnit, data: Processed | None, show_epochs: bool = False) -> Records:
+    """``unit.run`` with its slow training batches named on stderr (:func:`replication.progress.watch_batches`)."""
+    watch_batches(f"{unit.model_name} seed(s) {', '.join(map(str, unit.seeds))}")
+    return unit.run(data, show_epochs=show_epochs)
+
+
+def _set_up_local_worker(threads: int, data: Processed, parent: int) -> None:
+    """A local worker process: killed with the command that spawned it (``parent``, its pid), then
+    set up as :func:`replication.train._set_up_worker` does."""
+    die_with_parent(parent=parent)
+    _set_up_worker(threads, data)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End a pool's worker processes now: on an interruption (Ctrl-C, SIGTERM, a dead worker) the
+    pool would otherwise wait for every running unit to finish, or leave the workers behind.
+    Their checkpoints are written atomically, so a rerun resumes from them."""
+    for process in list(getattr(pool, "_processes", {}).values()):  # no public way to reach them
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _unfinished(units: Sequence[WorkUnit]) -> str:
@@ -100,20 +123,23 @@ class LocalExecutor:
             _set_up_process(threads)
             results = []
             for unit in units:
-                results.append(unit.run(data, show_epochs=True))
+                results.append(_run_labelled(unit, data, show_epochs=True))
                 done(unit)
             return results
         log(f"{first.model_name}: {sum(len(u.seeds) for u in units)} seeds in {workers} processes of {threads} "
             f"thread(s)" + (f", {first.cfg.ensemble} seeds trained together" if first.cfg.ensemble > 1 else ""))
         context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_up_worker,
-                                 initargs=(threads, data)) as pool:
-            futures = {pool.submit(unit.run, None): i for i, unit in enumerate(units)}
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_up_local_worker,
+                                 initargs=(threads, data, os.getpid())) as pool:
+            futures = {pool.submit(_run_labelled, unit, None): i for i, unit in enumerate(units)}
             try:
                 for future in as_completed(futures):
                     future.result()  # a failed seed raises here, naming its error
                     done(units[futures[future]])
-            except BrokenProcessPool as error:
+            except BaseException as error:
+                _stop_workers(pool)
+                if not isinstance(error, BrokenProcessPool):
+                    raise
                 raise TrainingInterrupted(
                     f"{first.model_name}: a worker process died (killed, or out of memory) while training seed(s) "
                     f"{_unfinished(units)}; the seeds written so far are complete. Run the same command again to "
@@ -134,7 +160,7 @@ def _run_unit(unit: WorkUnit, data: list, threads: int) -> Records:
         # never writes to its data.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
         processed = ray.get(data[0])
-    return unit.run(processed)
+    return _run_labelled(unit, processed)
 
 
 class RayExecutor:

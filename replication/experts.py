@@ -12,9 +12,9 @@ from typing import Sequence
 
 import pandas as pd
 
-from replication.aggregate import load_records
 from replication.config import ConfigError
 from replication.io import write_text
+from replication.records import load_records
 
 COLUMNS = ["model", "seed", "level", "gate", "expert", "expert_kind", "expert_owner", "mean", "std"]
 

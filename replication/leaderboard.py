@@ -16,11 +16,12 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from replication.aggregate import cell, load_records, tidy
+from replication.aggregate import cell, tidy
 from replication.compare import ALPHA, compare_to_reference, delta_m_by_model, per_model
 from replication.config import ConfigError
-from replication.io import write_text
+from replication.io import write_together
 from replication.protocol import loss_weighting, protocol, protocol_hash
+from replication.records import load_records
 
 REFERENCE = "single_task"
 RANK_RULE = ("Rank: by Δm against {reference}, descending (1 = best; equal Δm share the better rank; "
@@ -28,7 +29,7 @@ RANK_RULE = ("Rank: by Δm against {reference}, descending (1 = best; equal Δm 
 
 
 def load_runs(dirs: Sequence[Path]) -> list[dict]:
-    """Every record under each folder (:func:`replication.aggregate.load_records` per folder, so one
+    """Every record under each folder (:func:`replication.records.load_records` per folder, so one
     model may appear in folders of different protocols); one run given twice is refused."""
     records = [r for directory in dirs for r in load_records(directory)]
     seen: dict[tuple, str] = {}
@@ -244,6 +245,6 @@ def write_leaderboard(runs: Sequence[Path], out: Path, reference: str = REFERENC
     records = load_runs(runs)
     table = leaderboard(records, reference)
     markdown = to_markdown(table, records, reference)
-    write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False, float_format="%.6g"))
-    write_text(Path(out).with_suffix(".md"), markdown)
+    write_together({Path(out).with_suffix(".csv"): table.to_csv(index=False, float_format="%.6g"),
+                    Path(out).with_suffix(".md"): markdown})
     return table

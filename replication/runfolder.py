@@ -5,16 +5,16 @@ stages of ``dvc.yaml`` do not depend on this file (a change here retrains nothin
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from replication.config import ConfigError
-from replication.io import atomic_open, write_json
+from replication.io import OutputLocked, atomic_open, exclusive_lock, write_json
+from replication.progress import log
 
 
 class SeedCheckpoint:
@@ -36,13 +36,32 @@ class SeedCheckpoint:
         self.predictions_file = self.folder / "test_predictions.npz"
 
     def load_epoch(self) -> dict[str, Any] | None:
+        """The saved training state, or None when there is none. A file that cannot be read (cut
+        short by a full disk or a copy, or damaged) is moved aside and named on stderr, and None
+        is returned: the seed restarts cleanly instead of failing on every rerun."""
         if not self.epoch_file.is_file():
             return None
-        return torch.load(self.epoch_file, map_location="cpu", weights_only=False)
+        try:
+            return torch.load(self.epoch_file, map_location="cpu", weights_only=False)
+        except Exception as error:  # torch raises RuntimeError, EOFError, UnpicklingError... by damage
+            aside = self.folder.parent / f"{self.folder.name}.epoch.pt.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+            os.replace(self.epoch_file, aside)
+            log(f"checkpoint {self.epoch_file} cannot be read ({type(error).__name__}: {error}); moved aside to "
+                f"{aside} (delete it when done) and this seed restarts from its first epoch")
+            return None
 
     def save_epoch(self, state: dict[str, Any]) -> None:
-        with atomic_open(self.epoch_file, "wb") as handle:
-            torch.save(state, handle)
+        """Save the training state atomically. A save that fails (a full disk, no permission) is
+        named on stderr with its reason and training goes on: the previous checkpoint stays intact,
+        as the file is only renamed into place once complete, so an interruption loses at most the
+        epochs since it."""
+        try:
+            with atomic_open(self.epoch_file, "wb") as handle:
+                torch.save(state, handle)
+        except (OSError, RuntimeError) as error:
+            log(f"WARNING could not save checkpoint {self.epoch_file}: {_save_failure(error)}; the previous "
+                f"checkpoint (if any) is intact and training goes on. Free space on that disk or pass "
+                f"--checkpoints with a writable folder elsewhere")
 
     def finished(self) -> bool:
         return self.record_file.is_file()
@@ -57,43 +76,36 @@ class SeedCheckpoint:
         self.epoch_file.unlink(missing_ok=True)
 
 
-LOCK_NAME = ".train.lock"  # in the output folder; .gitignore and .dvcignore leave it out
+def _save_failure(error: BaseException) -> str:
+    """What made a save fail, in words: torch reports a full disk as a write position mismatch."""
+    cause = error if isinstance(error, OSError) else error.__cause__ or error.__context__
+    if isinstance(cause, OSError) and cause.errno is not None:
+        return f"{os.strerror(cause.errno)} ({errno.errorcode.get(cause.errno, cause.errno)})"
+    text = str(error)
+    if "unexpected pos" in text or "failed writing" in text:
+        return f"the file could not be written completely, most likely a full disk (torch: {text.splitlines()[0]})"
+    return f"{type(error).__name__}: {text}"
 
 
-class RunFolderLocked(ConfigError):
+class RunFolderLocked(OutputLocked):
     """Another process is writing the same output folder."""
+
+
+def lock_path(out_dir: Path) -> Path:
+    """The lock file of run folder ``out_dir``: its sibling ``.NAME.train.lock``. Beside the folder,
+    not inside it: ``dvc repro`` deletes a stage's output folder before running it, and a lock file
+    inside would go with it, letting a second writer start beside a first one still alive.
+    .gitignore and .dvcignore leave it out."""
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.train.lock"
 
 
 @contextlib.contextmanager
 def run_folder_lock(out_dir: Path):
-    """Hold an exclusive lock on ``out_dir``: an advisory ``flock`` on its lock file, which the
-    operating system releases even when the process is killed. A second writer is refused at once,
-    with the holder named. The lock file is removed on release (and a lock taken on a file that was
-    removed meanwhile is retried), so a finished folder holds only results."""
-    import fcntl
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / LOCK_NAME
-    while True:
-        handle = open(path, "a+", encoding="utf-8")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise RunFolderLocked(f"{out_dir} is being written by {holder}; two writers would interleave their "
-                                  f"records. Wait for it to finish (or stop it), or pass another --out") from None
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
-                break  # the lock is on the file that is still there
-        handle.close()
-    try:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
-        handle.flush()
+    """Hold an exclusive lock on run folder ``out_dir`` (:func:`replication.io.exclusive_lock` on
+    :func:`lock_path`): a second writer is refused at once, with the holder named; the operating
+    system releases the lock even when the holder is killed, and only the holder removes its file."""
+    out_dir = Path(out_dir)
+    with exclusive_lock(lock_path(out_dir), str(out_dir), error=RunFolderLocked):
+        out_dir.mkdir(parents=True, exist_ok=True)
         yield
-    finally:
-        path.unlink(missing_ok=True)
-        handle.close()

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from replication.aggregate import attach_paper, check_protocol, load_records, paper_values, tidy
+from replication.aggregate import attach_paper, check_protocol, paper_values, tidy
 from replication.compare import ALPHA, compare_to_reference, per_model
 from replication.config import ConfigError
 from replication.data.synthetic import correlation_of
-from replication.io import write_text
 from replication.claims import claims_markdown, flagged_markdown, judge_claims
+from replication.io import write_together
+from replication.records import load_records
 from replication.verdicts import Settings
 
 def sweep_records(runs_root: Path) -> list[list[dict]]:
@@ -137,6 +138,6 @@ def write_sweep(runs_root: Path, out: Path, reference: str = "single_task", sett
     by_folder = sweep_records(runs_root)
     lines, flagged = findings([r for records in by_folder for r in records], settings)
     table = flagged_counts(sweep_table(sweep_runs(by_folder), reference), flagged)
-    write_text(Path(out).with_suffix(".csv"), table.to_csv(index=False, float_format="%.6g"))
-    write_text(Path(out).with_suffix(".md"), to_markdown(table, reference, lines))
+    write_together({Path(out).with_suffix(".csv"): table.to_csv(index=False, float_format="%.6g"),
+                    Path(out).with_suffix(".md"): to_markdown(table, reference, lines)})
     return table

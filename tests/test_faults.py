@@ -15,13 +15,17 @@ training batches, or raises in its forward: a fault at an exactly known point.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +36,8 @@ from replication.cli import main
 from replication.config import ConfigError
 from replication.data.synthetic import SyntheticConfig, generate_synthetic
 from replication.io import write_json
+from replication import runfolder
+from replication.runfolder import SeedCheckpoint, lock_path
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.fault
@@ -39,13 +45,15 @@ pytestmark = pytest.mark.fault
 EPOCHS = 4  # every seed runs exactly this many epochs (patience is larger)
 BATCHES_PER_EPOCH = 7  # 1,600 training rows in batches of 256
 FAULTY_MODEL = '''
-import os, signal
+import os, signal, time
+from pathlib import Path
 import torch
 from models.shared_bottom import SharedBottom
 
 
 class Faulty(SharedBottom):
-    """Shared bottom that misbehaves in training batch number FAULT_AFTER (of the process), as FAULT says."""
+    """Shared bottom that misbehaves in training batch number FAULT_AFTER (of the process), as FAULT
+    says; with FAULT_PIDS, each training process first leaves its pid and its parent's there."""
 
     model_name = "faulty"
     batches = 0
@@ -54,12 +62,21 @@ class Faulty(SharedBottom):
         out = super().forward(x_cat, x_num)
         if self.training and torch.is_grad_enabled() and os.environ.get("FAULT"):
             Faulty.batches += 1
+            if Faulty.batches == 1 and os.environ.get("FAULT_PIDS"):
+                (Path(os.environ["FAULT_PIDS"]) / str(os.getpid())).write_text(str(os.getppid()))
             if Faulty.batches == int(os.environ["FAULT_AFTER"]):
                 fault = os.environ["FAULT"]
                 if fault == "raise":
                     raise RuntimeError("the model broke")  # the line the error must name
                 if fault == "infinite":
                     out.outputs[self.tasks[0].name] = out.outputs[self.tasks[0].name] * float("inf")
+                elif fault == "slow":
+                    time.sleep(3)
+                elif fault == "hang":  # a batch that never ends, while something outside acts
+                    (Path(os.environ["FAULT_PIDS"]) / "hanging").write_text(str(os.getpid()))
+                    time.sleep(600)
+                elif fault.endswith("_PARENT"):
+                    os.kill(os.getppid(), getattr(signal, fault.removesuffix("_PARENT")))
                 else:
                     os.kill(os.getpid(), getattr(signal, fault))
         return out
@@ -91,14 +108,16 @@ def train_args(workspace: Path, out: Path, *extra: str) -> list[str]:
 
 def run_cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m replication ARGS`` in a fresh process (a signal there does not reach pytest), with
-    SIGINT's default disposition: a shell runs background jobs with SIGINT ignored, and Python then
-    never turns SIGINT into KeyboardInterrupt, which the SIGINT case needs."""
+    SIGINT's and SIGHUP's default dispositions: a shell runs background jobs with SIGINT ignored, and
+    Python then never turns SIGINT into KeyboardInterrupt, which the SIGINT case needs; and a suite
+    run under nohup would have the command leave its starter's lifetime alone."""
     return subprocess.run([sys.executable, "-m", "replication", *args], cwd=REPO, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=600, preexec_fn=_default_sigint)
+                          env={**os.environ, **(env or {})}, timeout=600, preexec_fn=default_signals)
 
 
-def _default_sigint() -> None:
+def default_signals() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def records_without_seconds(folder: Path) -> dict[str, dict]:
@@ -144,8 +163,8 @@ def test_an_interrupted_run_resumes_and_ends_with_the_uninterrupted_records(
         assert "interrupted" in first.stderr and "run the same command again to resume" in first.stderr
     assert sorted(p.name for p in out.glob("seed_*")) == ["seed_0.json", "seed_0.test_predictions.npz"]
     # A killed process cannot remove its lock file (the system has released the lock itself); the
-    # rerun takes it over. .dvcignore and .gitignore leave the file out either way.
-    assert (out / ".train.lock").exists() == (fault == "SIGKILL")
+    # rerun takes it over. It lies beside the run folder; .dvcignore and .gitignore leave it out.
+    assert lock_path(out).exists() == (fault == "SIGKILL")
     seed_0 = (out / "seed_0.json").read_bytes()
     [checkpoint] = (workspace / fault / "ck").glob("faulty-seed1-*/epoch.pt")
     assert checkpoint.is_file()
@@ -158,7 +177,7 @@ def test_an_interrupted_run_resumes_and_ends_with_the_uninterrupted_records(
     assert records_without_seconds(out) == records_without_seconds(uninterrupted)
     assert predictions(out) == predictions(uninterrupted)
     assert not (workspace / fault / "ck").exists()
-    assert not (out / ".train.lock").exists()
+    assert not lock_path(out).exists()
 
 
 def test_an_interrupted_ensemble_resumes_and_ends_with_the_uninterrupted_records(workspace: Path) -> None:
@@ -192,11 +211,132 @@ def test_a_killed_worker_process_is_resumed_too(workspace: Path, uninterrupted: 
     second = run_cli(train_args(workspace, out, "--set", "train.seed_workers=2"))
     assert second.returncode == 0, second.stderr
     assert "resuming after epoch 1" in second.stderr
+    assert_two_worker_records_equal(out, uninterrupted)
+
+
+def assert_two_worker_records_equal(out: Path, uninterrupted: Path) -> None:
+    """The records and predictions of ``out``, trained with two worker processes, are the uninterrupted
+    run's (wall-clock time aside; the records also differ in train.seed_workers, which changes no number)."""
     assert records_without_seconds(out).keys() == records_without_seconds(uninterrupted).keys()
     for name, record in records_without_seconds(out).items():
         expected = records_without_seconds(uninterrupted)[name]
         assert record["train"] == {**expected["train"], "seed_workers": 2}
         assert {k: v for k, v in record.items() if k != "train"} == {k: v for k, v in expected.items() if k != "train"}
+    assert predictions(out) == predictions(uninterrupted)
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, ended but not yet reaped, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+def gone_within(pids: list[int], seconds: float) -> bool:
+    """Whether every process of ``pids`` has ended within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def training_pids(folder: Path) -> list[int]:
+    """The processes that trained (left by the faulty model under FAULT_PIDS) and their parents."""
+    return sorted({int(n) for p in folder.iterdir() if p.name.isdigit() for n in (p.name, p.read_text())})
+
+
+def test_sigterm_with_several_workers_ends_them_all_and_resumes(workspace: Path, uninterrupted: Path,
+                                                                  tmp_path: Path) -> None:
+    """SIGTERM to a `train` with two worker processes (sent by a worker in its ninth batch): the command
+    ends its workers, answers like Ctrl-C with exit 143 and no traceback, releases its lock, and keeps
+    its checkpoints; no worker goes on training; the rerun ends with the uninterrupted records."""
+    out = workspace / "sigterm" / "faulty"
+    first = run_cli(train_args(workspace, out, "--set", "train.seed_workers=2"),
+                    env={"FAULT": "SIGTERM_PARENT", "FAULT_AFTER": "9", "FAULT_PIDS": str(tmp_path)})
+    assert first.returncode == 143, first.stderr
+    assert "terminated (SIGTERM)" in first.stderr and "run the same command again to resume" in first.stderr
+    assert "Traceback" not in first.stderr
+    assert gone_within(training_pids(tmp_path), 5)
+    assert not lock_path(out).exists()
+    assert list((workspace / "sigterm" / "ck").glob("faulty-seed*/epoch.pt"))
+    second = run_cli(train_args(workspace, out, "--set", "train.seed_workers=2"))
+    assert second.returncode == 0, second.stderr
+    assert_two_worker_records_equal(out, uninterrupted)
+
+
+def test_workers_die_with_a_killed_train_process(workspace: Path, tmp_path: Path) -> None:
+    """kill -9 of `train` (by a worker, in its ninth batch) leaves no worker running: each has the
+    parent-death signal, so none writes a record after its parent has gone."""
+    out = workspace / "parent_killed" / "faulty"
+    first = run_cli(train_args(workspace, out, "--set", "train.seed_workers=2"),
+                    env={"FAULT": "SIGKILL_PARENT", "FAULT_AFTER": "9", "FAULT_PIDS": str(tmp_path)})
+    assert first.returncode == -signal.SIGKILL, first.stderr
+    assert gone_within(training_pids(tmp_path), 5)
+    assert not list(out.glob("seed_*"))
+
+
+def test_kill_9_of_dvc_repro_leaves_no_process_and_the_rerun_completes(workspace: Path, uninterrupted: Path,
+                                                                        tmp_path: Path) -> None:
+    """As `dvc repro` runs a stage: a parent process runs `train` through a shell. kill -9 of that
+    parent leaves the shell orphaned, alive, waiting on `train`; `train` sees its grandparent gone and
+    ends within seconds, workers included, releasing its lock; an immediate rerun completes with
+    the uninterrupted records."""
+    out = workspace / "dvc_killed" / "faulty"
+    command = " ".join(map(shlex.quote, [sys.executable, "-m", "replication",
+                                         *train_args(workspace, out, "--set", "train.seed_workers=2")]))
+    runner = "import subprocess, sys; subprocess.run(['sh', '-c', sys.argv[1] + '; true'])"
+    dvc = subprocess.Popen([sys.executable, "-c", runner, command], cwd=REPO, stderr=subprocess.DEVNULL,
+                           preexec_fn=default_signals,
+                           env={**os.environ, "FAULT": "hang", "FAULT_AFTER": "9", "FAULT_PIDS": str(tmp_path)})
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "hanging").exists():
+            assert time.monotonic() < deadline and dvc.poll() is None, "the training never reached its ninth batch"
+            time.sleep(0.1)
+        dvc.kill()
+        dvc.wait()
+        assert gone_within(training_pids(tmp_path), 10)
+    finally:
+        dvc.kill()
+    assert not lock_path(out).exists()
+    second = run_cli(train_args(workspace, out, "--set", "train.seed_workers=2"))
+    assert second.returncode == 0, second.stderr
+    assert_two_worker_records_equal(out, uninterrupted)
+
+
+def test_a_slow_model_shows_progress_after_its_first_slow_batch(workspace: Path) -> None:
+    """A batch that takes seconds is named on stderr as soon as it ends, long before its epoch does."""
+    out = workspace / "slow" / "faulty"
+    result = run_cli(train_args(workspace, out, "--seeds", "0", "--set", "train.max_epochs=1"),
+                     env={"FAULT": "slow", "FAULT_AFTER": "1"})
+    assert result.returncode == 0, result.stderr
+    [line] = [l for l in result.stderr.splitlines() if "training batch" in l]
+    seconds = re.fullmatch(r"faulty seed\(s\) 0: training batch 1 done in ([\d.]+) s \(a slow model.*", line)
+    assert seconds is not None and float(seconds.group(1)) >= 3  # its sleep, and the set-up before it
+    assert "training batch 2" not in result.stderr  # the other batches are fast: no more lines
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+
+def test_a_truncated_checkpoint_is_moved_aside_and_its_seed_restarts(workspace: Path, uninterrupted: Path) -> None:
+    """Killed in seed 1's third epoch, then its checkpoint cut in half: the rerun names the file,
+    moves it aside, trains seed 1 from its first epoch, and ends with the uninterrupted records."""
+    out = workspace / "truncated" / "faulty"
+    after = EPOCHS * BATCHES_PER_EPOCH + 2 * BATCHES_PER_EPOCH + 3
+    assert run_cli(train_args(workspace, out), env={"FAULT": "SIGKILL", "FAULT_AFTER": str(after)}).returncode != 0
+    [checkpoint] = (workspace / "truncated" / "ck").glob("faulty-seed1-*/epoch.pt")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:checkpoint.stat().st_size // 2])
+    second = run_cli(train_args(workspace, out))
+    assert second.returncode == 0, second.stderr
+    assert f"checkpoint {checkpoint} cannot be read" in second.stderr
+    assert "this seed restarts from its first epoch" in second.stderr and "resuming" not in second.stderr
+    [aside] = (workspace / "truncated" / "ck").glob(f"{checkpoint.parent.name}.epoch.pt.corrupt-*")
+    assert str(aside) in second.stderr
+    assert records_without_seconds(out) == records_without_seconds(uninterrupted)
     assert predictions(out) == predictions(uninterrupted)
 
 
@@ -217,12 +357,40 @@ def test_a_second_writer_of_the_same_run_folder_is_refused(workspace: Path, caps
         assert main(train_args(workspace, out, "--seeds", "0")) == 2
         message = capsys.readouterr().err
         assert f"{out} is being written by process {holder.pid}" in message and "pass another --out" in message
-        assert sorted(p.name for p in out.iterdir()) == [".train.lock"]
+        assert not any(out.iterdir()) and lock_path(out).is_file()
     finally:
         holder.communicate("", timeout=60)
     assert not out.exists() or not any(out.iterdir())
     assert main(train_args(workspace, out, "--seeds", "0", "--set", "train.max_epochs=1")) == 0
     assert sorted(p.name for p in out.iterdir()) == ["seed_0.json", "seed_0.test_predictions.npz"]
+
+
+UNSAVABLE = [
+    (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (ENOSPC)"),
+    (PermissionError(errno.EACCES, "Permission denied"), "Permission denied (EACCES)"),
+    (RuntimeError("[enforce fail at inline_container.cc:778] . unexpected pos 1036288 vs 1036176"), "most likely a full disk"),
+]
+
+
+@pytest.mark.parametrize("error, reason", UNSAVABLE, ids=["disk full", "permission", "torch's disk full"])
+def test_a_checkpoint_that_cannot_be_saved_is_named_and_the_previous_one_kept(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys, error: BaseException, reason: str) -> None:
+    """A save that fails half way (the disk fills, a permission) says which file and why, training
+    goes on, the previous checkpoint is intact and no temporary file is left behind."""
+    mark = SeedCheckpoint(tmp_path / "seed0")
+    mark.save_epoch({"epoch": 1})
+    saved = mark.epoch_file.read_bytes()
+
+    def fail(state, handle) -> None:
+        handle.write(b"half a checkpoint")
+        raise error
+    monkeypatch.setattr(runfolder.torch, "save", fail)
+    mark.save_epoch({"epoch": 2})
+    message = capsys.readouterr().err
+    assert f"could not save checkpoint {mark.epoch_file}: " in message and reason in message
+    assert "the previous checkpoint (if any) is intact and training goes on" in message
+    assert mark.epoch_file.read_bytes() == saved and mark.load_epoch() == {"epoch": 1}
+    assert sorted(p.name for p in mark.folder.iterdir()) == ["epoch.pt"]
 
 
 # ------------------------------------------------------------------------------------ broken models
@@ -330,6 +498,72 @@ def test_an_unknown_key_in_the_parameter_file_is_refused(workspace: Path, capsys
     message = capsys.readouterr().err
     assert "train.learning_rate" in message and "allowed keys" in message and "lr" in message
     assert not out.exists()
+
+
+def test_train_reads_its_seeds_from_the_parameter_file(workspace: Path, tmp_path: Path) -> None:
+    """Without --seeds, `train` trains params.yaml's `seeds` (the ones `compare` and dvc use)."""
+    params = tmp_path / "params.yaml"
+    params.write_text(json.dumps({**PARAMS, "seeds": "1-2", "train": {**PARAMS["train"], "max_epochs": 1}}),
+                      encoding="utf-8")
+    args = train_args(workspace, tmp_path / "faulty")
+    args[args.index("--params") + 1] = str(params)
+    del args[args.index("--seeds"):args.index("--seeds") + 2]
+    assert main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "faulty").glob("*.json")) == ["seed_1.json", "seed_2.json"]
+
+
+def test_a_parameter_file_that_is_not_yaml_is_named_with_its_line(workspace: Path, tmp_path: Path, capsys) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  lr: 0.01\n  batch_size: [256\n", encoding="utf-8")
+    args = train_args(workspace, tmp_path / "faulty")
+    args[args.index("--params") + 1] = str(params)
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    assert message.startswith(f"error: {params} is not valid YAML at line 4, column 1: ") and "fix that line" in message
+    assert len(message.splitlines()) == 1 and not (tmp_path / "faulty").exists()
+
+
+def _drop_split(data: Path) -> None:
+    (data / "validation.npz").unlink()
+
+
+def _cut_split(data: Path) -> None:
+    (data / "train.npz").write_bytes((data / "train.npz").read_bytes()[:1000])
+
+
+def _miscount_rows(data: Path) -> None:
+    schema = json.loads((data / "schema.json").read_text(encoding="utf-8"))
+    schema["splits"]["train"]["rows"] -= 1
+    write_json(data / "schema.json", schema)
+
+
+def _break_schema(data: Path) -> None:
+    (data / "schema.json").write_text('{"splits": ', encoding="utf-8")
+
+
+BAD_DATA = [
+    (_drop_split, "split file {data}/validation.npz is missing"),
+    (_cut_split, "split file {data}/train.npz cannot be read"),
+    (_miscount_rows, "split file {data}/train.npz does not match {data}/schema.json: x_cat has shape (1600, 0), the "
+                     "schema says (1599, 0); x_num has shape (1600, 8), the schema says (1599, 8); y has shape (1600, 2)"),
+    (_break_schema, "{data}/schema.json is not valid JSON"),
+]
+
+
+@pytest.mark.parametrize("damage, phrase", BAD_DATA, ids=["missing split", "truncated split", "row count", "schema"])
+def test_processed_data_that_disagrees_with_its_schema_is_refused_before_training(
+        workspace: Path, tmp_path: Path, capsys, damage, phrase: str) -> None:
+    """A processed data set is checked against its schema (files, row counts, columns, dtypes) before
+    any training: one line naming the file and how to recreate it, exit 2, nothing written."""
+    data = tmp_path / "data"
+    shutil.copytree(workspace / "data", data)
+    damage(data)
+    args = train_args(workspace, tmp_path / "faulty")
+    args[args.index("--data") + 1] = str(data)
+    assert main(args) == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error: " + phrase.format(data=data)) and "create it again (`dvc repro`" in message
+    assert len(message.splitlines()) == 1 and not (tmp_path / "faulty").exists()
 
 
 @pytest.mark.parametrize("extra, phrase", [

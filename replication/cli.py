@@ -128,9 +128,10 @@ def _one_writer(command):
 
 @_one_writer
 def _leaderboard(args: argparse.Namespace) -> None:
+    from replication.claims import load_settings
     from replication.leaderboard import write_leaderboard
 
-    write_leaderboard(args.runs, Path(args.out), reference=args.reference)
+    write_leaderboard(args.runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
 
 
 def _env(args: argparse.Namespace) -> None:
@@ -206,6 +207,10 @@ def _add_parameter_options(p: argparse.ArgumentParser) -> None:
                    help="merge params.yaml's profiles.PROFILE over its sections first (e.g. synthetic)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a parameter, e.g. --set train.max_epochs=5 (repeatable)")
+
+
+def _add_verdict_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default="params.yaml", help="parameter file whose `verdicts` section judges the claims")
 
 
 def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_help: str) -> None:
@@ -297,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with one sub-folder per data set (correlation), each holding one per model")
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help="model the MTL gain is measured against")
-    p.add_argument("--params", default="params.yaml", help="parameter file whose `verdicts` section judges the claims")
+    _add_verdict_options(p)
     p.set_defaults(func=_sweep)
 
     p = commands.add_parser("figures", help="the papers' tables and figures and REPORT.md, from the results tables")
@@ -324,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="figures (file stems, e.g. fig7_correlation_gain) not written here but linked from --link-from; "
                         "each must be, byte for byte, the figure these inputs draw")
     p.add_argument("--out", required=True, type=Path, help="folder for the tables, figures and REPORT.md")
-    p.add_argument("--params", default="params.yaml", help="parameter file whose `verdicts` section judges the claims")
+    _add_verdict_options(p)
     p.set_defaults(func=_figures)
 
     p = commands.add_parser("compare", help="check, train and rank a model of your own against the cached runs")
@@ -346,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; may mix protocols)",
                        "model gains, Δm and ranks are measured against")
+    _add_verdict_options(p)
     p.set_defaults(func=_leaderboard)
 
     p = commands.add_parser("env", help="print the environment block stored with every run, as JSON")

@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 
 from replication.aggregate import cell, tidy
+from replication.claims import judge_claims
 from replication.compare import ALPHA, compare_to_reference, delta_m_by_model, per_model
 from replication.config import ConfigError
 from replication.io import write_together
 from replication.protocol import loss_weighting, protocol, protocol_hash
 from replication.records import load_records
+from replication.verdicts import NOT_JUDGED, Settings
 
 REFERENCE = "single_task"
 RANK_RULE = ("Rank: by Δm against {reference}, descending (1 = best; equal Δm share the better rank; "
@@ -217,7 +219,22 @@ def unpaired_notes(rows: pd.DataFrame) -> list[str]:
             f"and are left out of its paired comparisons" for r in rows.to_dict("records") if r["unpaired_seeds"]]
 
 
-def to_markdown(table: pd.DataFrame, records: list[dict], reference: str = REFERENCE) -> str:
+def claim_notes(records: list[dict], settings: Settings) -> list[str]:
+    """The registry's claims judged on these runs (:mod:`replication.claims`), one line each; the
+    report (``paper_figures/REPORT.md``) gives their evidence."""
+    results, _ = judge_claims([r for r in records if r.get("status") == "ok"], settings)
+    judged = [r for r in results if r.verdict != NOT_JUDGED]
+    if not judged:
+        return []
+    return ["## The papers' claims on these runs", "",
+            "Judged by `replication/claims.py` under `replication/verdicts.py`'s rule (families fixed by "
+            "`replication/claims.yaml`); the evidence is in `paper_figures/REPORT.md`. Claims whose runs are not "
+            "here are left out.", "",
+            *[f"- {r.claim.statement} ({r.claim.paper} {r.claim.source}): **{r.verdict}**" for r in judged], ""]
+
+
+def to_markdown(table: pd.DataFrame, records: list[dict], reference: str = REFERENCE,
+                settings: Settings = Settings()) -> str:
     groups = by_protocol(records)
     lines = [
         "# Leaderboard",
@@ -237,14 +254,16 @@ def to_markdown(table: pd.DataFrame, records: list[dict], reference: str = REFER
         lines += protocol_header(group[0]) + markdown_table(rows, tasks_of(group[0]))
         notes = unpaired_notes(rows)
         lines += (["", "Unpaired seeds:", *notes] if notes else []) + [""]
+    lines += claim_notes(records, settings)
     return "\n".join(lines)
 
 
-def write_leaderboard(runs: Sequence[Path], out: Path, reference: str = REFERENCE) -> pd.DataFrame:
+def write_leaderboard(runs: Sequence[Path], out: Path, reference: str = REFERENCE,
+                      settings: Settings = Settings()) -> pd.DataFrame:
     """Write ``OUT.csv`` and ``OUT.md`` (both only once the whole table is built)."""
     records = load_runs(runs)
     table = leaderboard(records, reference)
-    markdown = to_markdown(table, records, reference)
+    markdown = to_markdown(table, records, reference, settings)
     write_together({Path(out).with_suffix(".csv"): table.to_csv(index=False, float_format="%.6g"),
                     Path(out).with_suffix(".md"): markdown})
     return table

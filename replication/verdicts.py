@@ -12,9 +12,9 @@ the registry, :mod:`replication.claims`), at level ``alpha``:
   sign (adjusted p < alpha, mean negative);
 - **no effect (equivalent)**: Schuirmann's TOST at level ``alpha/m`` puts the mean inside
   ``(-margin, margin)`` (the ``1 - 2 alpha/m`` interval lies inside it);
-- **inconclusive**: anything else, with the seeds a paired t-test at ``alpha/m`` would need to
-  detect the observed mean with the wanted power, or (when the mean lies inside the margin) to
-  show equivalence, at the observed variance.
+- **inconclusive**: anything else, with the fewest seeds that would decide it at the observed
+  variance: to detect the observed mean (a paired t-test at ``alpha/m`` with the wanted power) or,
+  when the mean lies inside the margin, to show equivalence, whichever needs fewer.
 
 They are checked in that order: a claim whose paper effect is excluded reads *contradicted* even
 when the data also show equivalence (the evidence line says both). The margin is per metric
@@ -123,10 +123,12 @@ def judge(values: np.ndarray, p_holm: float, effect: float | None, margin: float
     if verdict == INCONCLUSIVE:
         std = float(values.std(ddof=1))
         if std > 0:
-            # Inside the margin, what decides is equivalence (a one-sided test at alpha/m on each side
-            # is a two-sided one at 2 alpha/m); outside it, detecting the observed mean.
-            needed = (seeds_needed(margin - abs(mean), std, min(0.999, 2 * alpha / m), settings.power)
-                      if abs(mean) < margin else seeds_needed(mean, std, alpha / m, settings.power))
+            # Either decision ends it: detecting the observed mean, or (inside the margin) showing
+            # equivalence, whose binding one-sided test at alpha/m is a two-sided one at 2 alpha/m.
+            options = [seeds_needed(mean, std, alpha / m, settings.power)]
+            if abs(mean) < margin:
+                options.append(seeds_needed(margin - abs(mean), std, min(0.999, 2 * alpha / m), settings.power))
+            needed = min((n for n in options if n is not None), default=None)
     return Judgement(verdict, int(values.size), mean, low, high, family_low, family_high, margin,
                      equivalence.pvalue, needed)
 

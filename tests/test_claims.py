@@ -86,8 +86,20 @@ def test_inconclusive_gives_the_seeds_a_decision_needs():
     j = judge(values, p_holm=0.5, effect=None, margin=0.001, family_size=1, settings=SETTINGS)
     assert j.verdict == INCONCLUSIVE
     d = abs(values.mean()) / values.std(ddof=1)
+    assert abs(values.mean()) > 0.001  # outside the margin: only detecting the mean decides it
     assert j.seeds_needed == seeds_needed(values.mean(), values.std(ddof=1), 0.05, 0.8)
     assert power(j.seeds_needed, d, 1.0) >= 0.8 > power(j.seeds_needed - 1, d, 1.0)
+
+
+def test_inconclusive_inside_the_margin_takes_the_nearer_decision():
+    # mean 0.0009, just inside the 0.001 margin: showing equivalence would take thousands of seeds,
+    # detecting the mean (d about 0.8) a few dozen at alpha 0.05 / 4.
+    values = np.array([0.0002, 0.0016, 0.0009, 0.0001, 0.0017, 0.0005, 0.0013, 0.0009])
+    j = judge(values, p_holm=0.2, effect=None, margin=0.001, family_size=4, settings=SETTINGS)
+    assert j.verdict == INCONCLUSIVE
+    std = values.std(ddof=1)
+    assert j.seeds_needed == seeds_needed(values.mean(), std, 0.05 / 4, 0.8)
+    assert j.seeds_needed < seeds_needed(0.001 - values.mean(), std, 2 * 0.05 / 4, 0.8)
 
 
 def test_margin_is_capped_at_half_the_papers_effect():

@@ -411,10 +411,20 @@ def judge_claims(records: Sequence[Mapping[str, Any]], settings: Settings = Sett
 # Settings and Markdown
 
 
-def load_settings(params_file: Path | str = "params.yaml") -> Settings:
-    """The rule's parameters from ``params.yaml``'s ``verdicts`` section (defaults where absent)."""
-    from replication.config import from_mapping, load_params
+DEFAULT_PARAMS = Path("params.yaml")
 
+
+def load_settings(params_file: Path | str | None = None) -> Settings:
+    """The rule's parameters from a parameter file's ``verdicts`` section (the rule's defaults for
+    keys it lacks). ``None``: ``params.yaml`` here if there is one, else the defaults, said on stderr."""
+    from replication.config import from_mapping, load_params
+    from replication.progress import log
+
+    if params_file is None:
+        if not DEFAULT_PARAMS.is_file():
+            log(f"no {DEFAULT_PARAMS} here: claims judged with the rule's default parameters (--params to give a file)")
+            return Settings()
+        params_file = DEFAULT_PARAMS
     params = load_params(params_file)
     return from_mapping(Settings, params.get("verdicts") or {}, "verdicts")
 

@@ -210,7 +210,8 @@ def _add_parameter_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_verdict_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--params", default="params.yaml", help="parameter file whose `verdicts` section judges the claims")
+    p.add_argument("--params", default=None,
+                   help="parameter file whose `verdicts` section judges the claims (default: params.yaml if present)")
 
 
 def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_help: str) -> None:

@@ -269,3 +269,18 @@ def test_flagged_runs_empty_frame_has_columns():
     obs = observations(census_records(["ple"], seeds=range(3)))
     assert list(flagged_runs(obs, 3.5).columns) == ["data", "correlation", "model", "seed", "task"]
     assert isinstance(obs, pd.DataFrame)
+
+
+def test_settings_come_from_the_parameter_file(tmp_path, monkeypatch):
+    from replication.claims import load_settings
+    from tests.conftest import REPO
+
+    committed = load_settings(REPO / "params.yaml")
+    assert committed.margins["auc"] == pytest.approx(0.001) and committed.flag_rate == pytest.approx(0.001)
+    (tmp_path / "p.yaml").write_text("verdicts:\n  alpha: 0.01\n  margins: {auc: 0.002}\n")
+    assert load_settings(tmp_path / "p.yaml").alpha == pytest.approx(0.01)
+    (tmp_path / "bad.yaml").write_text("verdicts:\n  alpah: 0.01\n")
+    with pytest.raises(ConfigError, match="verdicts.alpah"):
+        load_settings(tmp_path / "bad.yaml")
+    monkeypatch.chdir(tmp_path)  # no params.yaml here: the rule's defaults
+    assert load_settings() == Settings()

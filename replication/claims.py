@@ -425,8 +425,10 @@ def load_settings(params_file: Path | str | None = None) -> Settings:
             log(f"no {DEFAULT_PARAMS} here: claims judged with the rule's default parameters (--params to give a file)")
             return Settings()
         params_file = DEFAULT_PARAMS
-    params = load_params(params_file)
-    return from_mapping(Settings, params.get("verdicts") or {}, "verdicts")
+    given = dict(load_params(params_file).get("verdicts") or {})
+    if isinstance(given.get("margins"), dict):  # a margin given for one metric keeps the others' defaults
+        given["margins"] = {**Settings().margins, **given["margins"]}
+    return from_mapping(Settings, given, "verdicts")
 
 
 def _number(value: float | None, digits: int) -> str:

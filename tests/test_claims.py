@@ -278,7 +278,9 @@ def test_settings_come_from_the_parameter_file(tmp_path, monkeypatch):
     committed = load_settings(REPO / "params.yaml")
     assert committed.margins["auc"] == pytest.approx(0.001) and committed.flag_rate == pytest.approx(0.001)
     (tmp_path / "p.yaml").write_text("verdicts:\n  alpha: 0.01\n  margins: {auc: 0.002}\n")
-    assert load_settings(tmp_path / "p.yaml").alpha == pytest.approx(0.01)
+    given = load_settings(tmp_path / "p.yaml")
+    assert given.alpha == pytest.approx(0.01)
+    assert given.margins == {"auc": 0.002, "mse": 0.0005, "concentration": 0.05}
     (tmp_path / "bad.yaml").write_text("verdicts:\n  alpah: 0.01\n")
     with pytest.raises(ConfigError, match="verdicts.alpah"):
         load_settings(tmp_path / "bad.yaml")

@@ -36,8 +36,9 @@ class _Batches:
 def watch_batches(label: str) -> None:
     """Name slow training batches on stderr from now on in this process, as ``label``: a model whose
     batch takes seconds would otherwise show nothing until its first epoch ends, minutes later.
-    A line comes after the first batch that takes ``SLOW_BATCH_SECONDS`` or more, then at most every
-    ``BATCH_LINE_SECONDS``; fast models print nothing. It counts optimizer steps (one per batch) with
+    A line comes after the first batch (from the second on: the first one's time holds the set-up)
+    that takes ``SLOW_BATCH_SECONDS`` or more, then at most every ``BATCH_LINE_SECONDS``; fast models
+    print nothing. It counts optimizer steps (one per batch) with
     a torch hook that reads nothing of the training, so it changes no number."""
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -51,7 +52,9 @@ def _after_step(optimizer: object, args: object, kwargs: object) -> None:
     seconds, _Batches.last_step = now - _Batches.last_step, now
     _Batches.count += 1
     due = _Batches.last_line is None or now - _Batches.last_line >= BATCH_LINE_SECONDS
-    if seconds >= SLOW_BATCH_SECONDS and due:
+    # The first step's time holds the set-up since watch_batches (model, data, the first kernels'
+    # warm-up), so a fast model under a loaded machine would be called slow: timing starts after it.
+    if _Batches.count > 1 and seconds >= SLOW_BATCH_SECONDS and due:
         _Batches.last_line = now
-        log(f"{_Batches.label}: training batch {_Batches.count} done in {seconds:.1f} s (a slow model: the epoch's "
-            f"progress shows when it ends)")
+        log(f"{_Batches.label}: training batch {_Batches.count} took {seconds:.1f} s; the epoch's progress shows "
+            f"when it ends")

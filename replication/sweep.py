@@ -38,14 +38,35 @@ def sweep_records(runs_root: Path) -> list[list[dict]]:
     return by_folder
 
 
+# A run "still descending" at its selected epoch: its validation MSE there is more than DESCENT_DROP
+# (relative) below its value DESCENT_WINDOW epochs earlier, i.e. it still fell by 0.1% an epoch on average.
+DESCENT_WINDOW, DESCENT_DROP = 10, 0.01
+
+
+def still_descending(record: dict, task: str) -> bool:
+    """Whether ``task``'s validation MSE was still falling fast when the run's selection picked its
+    epoch (:data:`DESCENT_WINDOW`, :data:`DESCENT_DROP`): early stopping ended a run that had not
+    converged. False for a run that selected an epoch within the first window."""
+    best = record["best_epoch"][task]
+    if best <= DESCENT_WINDOW:
+        return False
+    history = record["history"]
+    metric = next(iter(history[best - 1]["validation"][task]))
+    before, at = history[best - 1 - DESCENT_WINDOW]["validation"][task][metric], history[best - 1]["validation"][task][metric]
+    return (before - at) / abs(at) > DESCENT_DROP
+
+
 def sweep_runs(by_folder: list[list[dict]]) -> pd.DataFrame:
-    """The tidy run table of every correlation (:func:`sweep_records`) with a ``correlation`` column."""
+    """The tidy run table of every correlation (:func:`sweep_records`) with a ``correlation`` column,
+    and per run and task whether it was at the epoch cap or still descending when selected."""
     frames = []
     for records in by_folder:
         group = records[0]["task_group"]
         # A run whose selected epoch is the last one allowed was still improving when it stopped.
         at_cap = [r["best_epoch"][t["name"]] >= r["train"]["max_epochs"] for r in records for t in r["tasks"]]
-        frames.append(tidy(records).assign(correlation=correlation_of(group), task_group=group, at_epoch_cap=at_cap))
+        descending = [still_descending(r, t["name"]) for r in records for t in r["tasks"]]
+        frames.append(tidy(records).assign(correlation=correlation_of(group), task_group=group, at_epoch_cap=at_cap,
+                                           still_descending=descending))
     runs = pd.concat(frames, ignore_index=True)
     doubled = runs.groupby("correlation")["task_group"].nunique()
     if (doubled > 1).any():
@@ -65,8 +86,9 @@ def sweep_table(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
             comparisons[["model", "task", "n_pairs", "gain", "gain_low", "gain_high", "pvalue_holm", "significant"]],
             on=["model", "task"], how="left")
         part["significant"] = part["significant"].astype("boolean").fillna(False).astype(bool)
-        capped = runs_p.groupby(["model", "task"], observed=True)["at_epoch_cap"].sum().rename("n_at_epoch_cap")
-        part = part.merge(capped.astype(int).reset_index(), on=["model", "task"], how="left")
+        counts = (runs_p.groupby(["model", "task"], observed=True)[["at_epoch_cap", "still_descending"]].sum()
+                  .astype(int).rename(columns={"at_epoch_cap": "n_at_epoch_cap", "still_descending": "n_still_descending"}))
+        part = part.merge(counts.reset_index(), on=["model", "task"], how="left")
         parts.append(attach_paper(part, group).assign(correlation=correlation))
     table = pd.concat(parts, ignore_index=True)
     order = [reference] + sorted(set(table["model"]) - {reference})
@@ -111,12 +133,15 @@ def to_markdown(table: pd.DataFrame, reference: str, findings_lines: list[str]) 
         f"`*` = significant at {ALPHA} after Holm's correction over that correlation's (model, task) comparisons. "
         "At cap: seeds whose selected epoch is the last one allowed (`train.max_epochs`), i.e. still improving "
         "when training stopped; one such seed can move a mean by more than the gains between models. "
+        f"Descending: seeds whose validation MSE at the selected epoch was still more than {DESCENT_DROP:.0%} below "
+        f"its value {DESCENT_WINDOW} epochs earlier, i.e. early stopping (patience `train.patience`) ended a run "
+        "that had not converged. "
         "Flagged: seeds the flagged-run rule finds (below); they are in the means, and the findings say "
         "where leaving them out changes a verdict.",
         "",
     ]
     header = ["p", "model", "task", "seeds", "test MSE mean ± std", "MTL gain [95% CI]", "p (Holm)", "at cap",
-              "flagged"]
+              "descending", "flagged"]
     header += [c.removeprefix("paper_") + " (paper)" for c in paper_cols]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in table.itertuples(index=False):
@@ -124,7 +149,8 @@ def to_markdown(table: pd.DataFrame, reference: str, findings_lines: list[str]) 
             f"{r.gain:+.4f} [{r.gain_low:+.4f}, {r.gain_high:+.4f}]{'*' if r.significant else ''}")
         cells = [f"{r.correlation:g}", str(r.model), r.task, str(r.n_seeds),
                  f"{r.mean:.4f} ± {r.std:.4f}", gain, "" if np.isnan(r.pvalue_holm) else f"{r.pvalue_holm:.3g}",
-                 str(r.n_at_epoch_cap) if r.n_at_epoch_cap else "", str(r.n_flagged) if r.n_flagged else ""]
+                 str(r.n_at_epoch_cap) if r.n_at_epoch_cap else "", str(r.n_still_descending) if r.n_still_descending else "",
+                 str(r.n_flagged) if r.n_flagged else ""]
         cells += ["" if np.isnan(getattr(r, c)) else f"{getattr(r, c):+.4f}" for c in paper_cols]
         lines.append("| " + " | ".join(cells) + " |")
     used = sorted(s for s in sources if any(c.startswith(f"paper_{s}_") for c in paper_cols))

@@ -12,7 +12,7 @@ import pytest
 from replication.cli import main
 from replication.config import ConfigError
 from replication.claims import judge_claims
-from replication.sweep import findings, sweep_records
+from replication.sweep import findings, still_descending, sweep_records
 from replication.verdicts import CONTRADICTED, REPRODUCED, Settings
 
 MODELS = ("single_task", "shared_bottom", "mmoe", "ple")
@@ -139,3 +139,16 @@ def test_results_readme_quotes_the_committed_sweep_findings_verbatim():
     generated = sweep.split("## Findings (the claims registry's synthetic claims, judged on these runs)\n\n")[1]
     assert quoted.strip() == generated.strip()
     assert quoted.count("**") >= 8  # four claims, each with its verdict in bold
+
+
+def test_a_run_still_descending_when_selected_is_counted():
+    def record(curve):
+        history = [{"epoch": e + 1, "validation": {"task1": {"mse": v}}} for e, v in enumerate(curve)]
+        best = int(np.argmin(curve)) + 1
+        return {"best_epoch": {"task1": best}, "history": history}
+
+    falling = [0.03 - 0.0005 * e for e in range(30)]  # 0.0155 at epoch 30, 0.0205 ten epochs earlier
+    assert still_descending(record(falling), "task1")
+    flat = [0.02 + 0.00001 * ((-1) ** e) for e in range(30)]  # converged: 0.1% noise
+    assert not still_descending(record(flat), "task1")
+    assert not still_descending(record(falling[:8]), "task1")  # selected within the first window

@@ -109,3 +109,71 @@ def test_synth_command_writes_a_data_set(tmp_path, capsys):
     assert main(["synth", "--correlation", "0.4", "--n", "500", "--dim", "5", "--out", str(tmp_path)]) == 0
     assert "cos(w1, w2) = 0.400000" in capsys.readouterr().err
     assert load_processed(tmp_path).schema["generator"]["rows"] == 500
+
+
+def test_per_seed_replicates_are_independent_draws_and_paired_by_seed(tmp_path):
+    from replication.data.processed import load_data
+    from replication.data.synthetic import generate_replicates
+
+    cfg = SyntheticConfig(0.5, rows=400, dim=6)
+    manifest = generate_replicates(cfg, [0, 3], "per_seed", tmp_path / "set")
+    data = load_data(tmp_path / "set")
+    assert data.seeds == [0, 3] and data.protocol_hash == manifest["data_hash"]
+    zero, three = data.for_seed(0), data.for_seed(3)
+    # each replicate its own draw of everything: other inputs and other sine parameters
+    assert not np.array_equal(zero.splits["train"].x_num.numpy(), three.splits["train"].x_num.numpy())
+    assert zero.schema["generator"]["alpha"] != three.schema["generator"]["alpha"]
+    assert zero.protocol_hash == three.protocol_hash == manifest["data_hash"]  # the set is the protocol's data
+    # replicate s is the same draw every time, and differs from the shared data set of the same seed
+    again = generate_replicates(cfg, [3], "per_seed", tmp_path / "again")
+    assert again["replicates"]["3"] == manifest["replicates"]["3"]
+    shared = generate_replicates(cfg, [0, 3], "shared", tmp_path / "shared")
+    assert shared["data_hash"] == generate_synthetic(cfg, tmp_path / "plain")["data_hash"]  # shared: today's bytes
+    assert shared["data_hash"] not in manifest["replicates"].values()
+
+
+def test_a_seed_without_a_replicate_and_a_tampered_set_are_refused(tmp_path):
+    from replication.data.processed import DataError, load_data
+    from replication.data.synthetic import generate_replicates
+
+    generate_replicates(SyntheticConfig(0.5, rows=400, dim=6), [0, 1], "per_seed", tmp_path / "set")
+    data = load_data(tmp_path / "set")
+    with pytest.raises(DataError, match=r"not for seed\(s\) \[2\]"):
+        data.require_seeds([0, 2])
+    manifest = json.loads((tmp_path / "set" / "replicates.json").read_text())
+    manifest["replicates"]["1"] = "0" * 64
+    (tmp_path / "set" / "replicates.json").write_text(json.dumps(manifest))
+    with pytest.raises(DataError, match="does not match its replicates' hashes"):
+        load_data(tmp_path / "set")
+
+
+def test_a_failed_generation_leaves_no_partial_folder(tmp_path, monkeypatch):
+    import replication.data.synthetic as synthetic
+
+    calls = []
+
+    def failing(cfg, out_dir):
+        calls.append(cfg.replicate)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return generate_synthetic(cfg, out_dir)
+
+    monkeypatch.setattr(synthetic, "generate_synthetic", failing)
+    with pytest.raises(OSError, match="disk full"):
+        synthetic.generate_replicates(SyntheticConfig(0.5, rows=400, dim=6), [0, 1], "per_seed", tmp_path / "set")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_gives_each_seed_its_replicate_and_refuses_an_ensemble(tmp_path):
+    assert main(["synth", "--correlation", "0.5", "--n", "600", "--dim", "6", "--data-seeds", "per_seed",
+                 "--seeds", "0-1", "--out", str(tmp_path / "set")]) == 0
+    assert main(["train", "--data", str(tmp_path / "set"), "--model", "shared_bottom", "--seeds", "0-1",
+                 "--profile", "synthetic", "--set", "train.max_epochs=1", "--set", "train.seed_workers=1",
+                 "--out", str(tmp_path / "runs")]) == 0
+    manifest = json.loads((tmp_path / "set" / "replicates.json").read_text())
+    for seed in (0, 1):
+        record = json.loads((tmp_path / "runs" / f"seed_{seed}.json").read_text())
+        assert record["data_hash"] == manifest["data_hash"]
+        assert record["replicate_data_hash"] == manifest["replicates"][str(seed)]
+    assert main(["train", "--data", str(tmp_path / "set"), "--model", "shared_bottom", "--seeds", "0-1",
+                 "--set", "train.ensemble=2", "--out", str(tmp_path / "ens")]) == 2

@@ -523,3 +523,30 @@ def test_a_compiled_model_trains_to_the_eager_numbers(data: Processed) -> None:
     assert compiled["history"][0]["train_loss"] == pytest.approx(eager["history"][0]["train_loss"], rel=1e-5)
     for task in TASKS:
         assert compiled["test"][task]["auc"] == pytest.approx(eager["test"][task]["auc"], abs=1e-4)
+
+
+def test_a_run_selected_as_a_whole_also_records_each_task_at_its_own_best_epoch(mmoe_run) -> None:
+    """per_task_selection: each task's test metric at its own best validation epoch within the run,
+    the chance Single-Task gets; the run itself stays selected on the mean."""
+    record, _ = mmoe_run
+    history = record["history"]
+    alternative = record["per_task_selection"]
+    for task in TASKS:
+        best = int(np.argmax([h["validation"][task]["auc"] for h in history])) + 1
+        assert alternative["best_epoch"][task] == best
+        assert alternative["validation"][task] == history[best - 1]["validation"][task]
+        assert 0.0 <= alternative["test"][task]["auc"] <= 1.0
+    same = [t for t in TASKS if alternative["best_epoch"][t] == record["best_epoch"][t]]
+    for task in same:  # the same epoch: the same weights, the same test metric
+        assert alternative["test"][task] == record["test"][task]
+
+
+def test_per_task_selection_equals_the_shadow_of_a_whole_run_while_neither_stops(data: Processed) -> None:
+    """With patience past the epoch cap neither run stops early, so selection: per_task picks and reads
+    exactly what the mean-selected run records as per_task_selection."""
+    whole, _ = train_seed("mmoe", SMALL, data, config(max_epochs=3, patience=4), 0, CPU)
+    per_task, _ = train_seed("mmoe", SMALL, data, config(max_epochs=3, patience=4, selection="per_task"), 0, CPU)
+    assert "per_task_selection" not in per_task  # it already selects per task
+    assert per_task["best_epoch"] == whole["per_task_selection"]["best_epoch"]
+    assert per_task["test"] == whole["per_task_selection"]["test"]
+    assert per_task["history"] == whole["history"]

@@ -263,6 +263,8 @@ class ClaimResult:
     why_not_judged: str = ""
     variants: dict[str, str] = field(default_factory=dict)  # variant -> verdict where it differs
     spread: tuple[float, float] | None = None  # lowest and highest mean score of the family's models here
+    alpha: float = 0.05  # the family's level and size, for the evidence line
+    family_size: int = 1
     parts: dict[str, str] = field(default_factory=dict)  # a claim made of parts: each part's verdict
 
     def reading(self, digits: int = 5) -> str:
@@ -294,8 +296,10 @@ class ClaimResult:
             text = (f"The data exclude the paper's effect: {effect} lies above our family-wise interval "
                     f"[{fmt.format(j.family_low)}, {fmt.format(j.family_high)}]." if self.effect is not None else
                     "Significant in the opposite direction.")
-            if j.tost_pvalue < 1:
-                text += f" TOST p = {j.tost_pvalue:.3g} for an effect within ±{j.margin:g}."
+            if self.effect is not None and j.mean < 0 and self.p_holm < self.alpha:
+                text += f" The difference is significant the other way (Holm p = {self.p_holm:.3g})."
+            elif j.tost_pvalue < self.alpha / self.family_size:
+                text += f" Any difference lies within ±{j.margin:g} (TOST p = {j.tost_pvalue:.3g})."
         elif self.verdict == EQUIVALENT_:
             text = f"Any effect lies within ±{j.margin:g} (TOST at the family's level)."
         else:
@@ -348,7 +352,8 @@ def judge_family(claims: list[Claim], obs: pd.DataFrame, effects: Mapping[str, f
         margin = claim_margin(c.metric, effects.get(c.id), settings)
         j = judge(v.to_numpy(), float(p_adj), effects.get(c.id), margin, len(measured), settings)
         results[c.id] = ClaimResult(c, effects.get(c.id), j.verdict, j, float(p), float(p_adj), tuple(int(s) for s in v.index),
-                                    spread=family_spread(claims, obs, c))
+                                    spread=family_spread(claims, obs, c), alpha=settings.alpha,
+                                    family_size=len(measured))
     for c in claims:
         if c.all_of:
             parts = {part: results[part].verdict for part in c.all_of}

@@ -5,4 +5,4 @@ Data flows one way: ``replication.data`` (download, prepare) -> processed arrays
 ``replication.aggregate`` -> tables under ``results/``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

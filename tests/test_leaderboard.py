@@ -423,11 +423,17 @@ def test_citation_cff_is_valid_cff_1_2_0_and_names_the_papers_and_the_data():
     cff = yaml.safe_load(text)
     assert cff["type"] == "software" and cff["authors"] == [{"name": "The MTL replication contributors"}]
     assert cff["license"] == "MIT" and 'license = { text = "MIT" }' in (REPO / "pyproject.toml").read_text()
-    assert cff["preferred-citation"]["type"] == "article"
-    assert cff["preferred-citation"]["doi"] == "10.1145/3383313.3412236"
-    assert (cff["preferred-citation"]["start"], cff["preferred-citation"]["end"]) == (269, 278)
-    assert [a["family-names"] for a in cff["preferred-citation"]["authors"]] == ["Tang", "Liu", "Zhao", "Gong"]
-    assert {r["doi"] for r in cff["references"]} == {"10.24432/C5N30T", "10.1145/3219819.3220007"}
+    # The software is what is cited (no preferred citation); its version and release date are the package's.
+    assert "preferred-citation" not in cff
+    from replication import __version__
+
+    assert cff["version"] == __version__ and f'version = "{__version__}"' in (REPO / "pyproject.toml").read_text()
+    assert str(cff["date-released"]) >= "2026-11-30"
+    ple = next(r for r in cff["references"] if r["doi"] == "10.1145/3383313.3412236")
+    assert ple["type"] == "article" and (ple["start"], ple["end"]) == (269, 278)
+    assert [a["family-names"] for a in ple["authors"]] == ["Tang", "Liu", "Zhao", "Gong"]
+    assert {r["doi"] for r in cff["references"]} == {"10.1145/3383313.3412236", "10.24432/C5N30T",
+                                                     "10.1145/3219819.3220007"}
 
 
 def test_train_records_a_model_of_ones_own_under_its_stable_name(cached, tmp_path):

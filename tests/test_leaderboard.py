@@ -43,6 +43,7 @@ def fake_record(model: str, seed: int, income: float, marital: float, *, split_s
                   "loss_weights": loss_weights or {}, "loss_weight_decay": {}, "weight_decay": 0.0,
                   "eval_batch_size": 16384, "device": "auto", "seed_workers": 0, "num_threads": 0} | train,
         "test": {"income": {"auc": income}, "marital": {"auc": marital}},
+        "validation": {"income": {"auc": income - 0.005}, "marital": {"auc": marital - 0.005}},
         "best_epoch": {t: 3 for t in TASKS}, "n_parameters": 1000 + len(model), "seconds": 10.0 + seed,
         "environment": {"git_commit": "abc123", "device": "cpu (x86_64, 1 threads)", "versions": {}},
     }

@@ -85,7 +85,8 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
 
 
 def _train(args: argparse.Namespace) -> None:
-    from models.registry import model_spec
+    from models.registry import ModelSpec, model_spec
+    from replication.byom import model_source, record_model_source
     from replication.data.processed import load_data
     from replication.data.validate import check_processed
     from replication.train import parse_seeds, train_model
@@ -97,9 +98,12 @@ def _train(args: argparse.Namespace) -> None:
         cfg = dataclasses.replace(cfg, executor=args.executor)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(params.get("seeds", "0-9")))
     check_processed(args.data)
+    source = model_source(model) if isinstance(model, ModelSpec) else None  # the code as imported
     train_model(model, hparams, load_data(args.data), cfg, seeds, Path(args.out),
                 checkpoints=None if args.no_checkpoints else args.checkpoints,
                 checkpoint_seconds=args.checkpoint_seconds)
+    if source is not None:
+        record_model_source(source, Path(args.out), seeds)
 
 
 def _compare(args: argparse.Namespace) -> None:
@@ -110,8 +114,21 @@ def _compare(args: argparse.Namespace) -> None:
     name = model_spec(args.model)
     params, cfg, hparams = _training_setup(args, name)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(section(params, "seeds")))
-    result = compare_model(name, Path(args.data), cfg, hparams, seeds, runs=args.runs, out=args.out)
+    result = compare_model(name, Path(args.data), cfg, hparams, seeds, runs=args.runs, out=args.out,
+                           snapshot=args.snapshot)
     print(result.markdown, end="")
+
+
+def _snapshot(args: argparse.Namespace) -> None:
+    from replication.progress import log
+    from replication.snapshot import check_snapshot, write_snapshot
+
+    if args.check:
+        check_snapshot(args.out, args.runs)
+        log(f"snapshot {args.out} matches the runs under {args.runs}")
+        return
+    count = write_snapshot(args.runs, args.out)
+    log(f"wrote {args.out}: {count} run records of {args.runs}, without predictions")
 
 
 def _one_writer(command):
@@ -346,8 +363,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=None,
                    help="folder for the new runs, leaderboard_row.csv, comparisons.csv and summary.md "
                         "(default: results/compare/NAME; must be empty)")
+    p.add_argument("--snapshot", type=Path, default=None,
+                   help="leaderboard snapshot to compare with when no --runs are given (default: "
+                        "results/snapshot/census_income_marital.json, read when the default run folders are absent; "
+                        "checked against them when both exist). It holds no predictions: DeLong is skipped")
     _add_parameter_options(p)
     p.set_defaults(func=_compare)
+
+    p = commands.add_parser("snapshot", help="the reference runs' records without predictions, as one committed "
+                                             "file that compare reads on a fresh clone")
+    p.add_argument("--runs", required=True, type=Path, help="folder with one sub-folder of run records per model")
+    p.add_argument("--out", required=True, type=Path, help="snapshot file to write (JSON)")
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; fail (exit 2) when --out no longer matches the runs, naming what differs")
+    p.set_defaults(func=_snapshot)
 
     p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; may mix protocols)",

@@ -444,3 +444,168 @@ def test_train_records_a_model_of_ones_own_under_its_stable_name(cached, tmp_pat
                  "--out", str(out), *TINY]) == 0
     record = json.loads((out / "seed_0.json").read_text())
     assert record["model"] == "mymodel"
+    source = record["model_source"]  # the exact code: file, class and the file's SHA-256
+    assert source == {"file": str(model_file), "class": "MyModel",
+                      "sha256": hashlib.sha256((tmp_path / "my_model.py").read_bytes()).hexdigest()}
+
+
+# --------------------------------------------------------------------------------------------------
+# The leaderboard snapshot: the reference runs without predictions, for compare on a fresh clone
+
+
+def snapshot_of(runs, out) -> list[dict]:
+    assert main(["snapshot", "--runs", str(runs), "--out", str(out)]) == 0
+    return json.loads(out.read_text())["records"]
+
+
+def test_snapshot_round_trip_keeps_every_field_compare_and_the_leaderboard_read(tmp_path):
+    from replication.leaderboard import leaderboard
+    from replication.records import load_all_records
+    from replication.snapshot import load_snapshot
+
+    runs = tmp_path / "runs"
+    write_runs(runs)
+    extra = {"history": [{"epoch": 1, "loss": 0.5}], "gates_test": {"g": [0.5, 0.5]},
+             "validation": {"income": {"auc": 0.88}, "marital": {"auc": 0.79}},
+             "model_source": {"file": "/x/m.py", "class": "M", "sha256": "cd" * 32}}
+    write_json(runs / "strong" / "seed_0.json", fake_record("strong", 0, 0.92, 0.81) | extra)
+    failed = fake_record("weak", 3, 0.5, 0.5) | {"status": "failed", "failure": {"epoch": 2, "reason": "loss nan"}}
+    write_json(runs / "weak" / "seed_3.json", failed)
+    out = tmp_path / "snap" / "census.json"
+    text_records = snapshot_of(runs, out)
+    assert len(text_records) == 10 and len(out.read_text().splitlines()) == 10 + 7  # one line per record
+    assert not any({"history", "gates_test", "source"} & set(r) for r in text_records)
+    assert json.loads(out.read_text())["dropped"] == ["gates_test", "history", "source"]
+
+    original = {(r["model"], r["seed"]): r for r in load_all_records(runs)}
+    restored = {(r["model"], r["seed"]): r for r in load_snapshot(out)}
+    assert restored.keys() == original.keys()
+    for key, record in original.items():
+        back = restored[key]
+        assert back["snapshot"] == str(out) and back["source"] == f"{out}#{key[0]}/seed_{key[1]}.json"
+        assert {k: v for k, v in back.items() if k not in ("source", "snapshot")} == {
+            k: v for k, v in record.items() if k not in ("source", "history", "gates_test")}
+        assert protocol_hash(back) == protocol_hash(record)
+    assert restored[("strong", 0)]["validation"] == extra["validation"]
+    assert restored[("strong", 0)]["model_source"] == extra["model_source"]
+    assert restored[("weak", 3)]["status"] == "failed"  # kept, and left out of tables like a run's
+    finished = [r for r in restored.values() if r["status"] == "ok"]
+    pd.testing.assert_frame_equal(leaderboard(finished), leaderboard([r for r in original.values() if r["status"] == "ok"]))
+
+
+def test_a_damaged_snapshot_is_refused_naming_the_fix(tmp_path, capsys):
+    from replication.snapshot import SnapshotError, load_snapshot
+
+    runs = tmp_path / "runs"
+    write_runs(runs)
+    out = tmp_path / "census.json"
+    snapshot_of(runs, out)
+    snapshot = json.loads(out.read_text())
+    del snapshot["records"][4]["test"]
+    out.write_text(json.dumps(snapshot))
+    with pytest.raises(SnapshotError, match=re.escape(f"run record {out}#strong/seed_1.json has no 'test' key")) as error:
+        load_snapshot(out)
+    assert f"python -m replication snapshot --runs {runs} --out {out}" in str(error.value)
+    out.write_text("{")
+    with pytest.raises(SnapshotError, match="is not valid JSON"):
+        load_snapshot(out)
+    assert main(["snapshot", "--runs", str(tmp_path / "none"), "--out", str(tmp_path / "new.json")]) == 2
+    assert "run folder" in capsys.readouterr().err and not (tmp_path / "new.json").exists()
+
+
+def test_a_stale_snapshot_is_an_error_naming_what_differs_and_the_command(tmp_path, capsys):
+    from replication.snapshot import SnapshotError, check_snapshot
+
+    runs = tmp_path / "runs"
+    write_runs(runs)
+    out = tmp_path / "census.json"
+    snapshot_of(runs, out)
+    check_snapshot(out)  # fresh: matches
+    assert main(["snapshot", "--runs", str(runs), "--out", str(out), "--check"]) == 0
+    before = out.read_text()
+    write_json(runs / "strong" / "seed_1.json", fake_record("strong", 1, 0.99, 0.83))
+    write_json(runs / "weak" / "seed_7.json", fake_record("weak", 7, 0.89, 0.80))
+    (runs / "single_task" / "seed_2.json").unlink()
+    with pytest.raises(SnapshotError) as error:
+        check_snapshot(out)
+    message = str(error.value)
+    assert f"snapshot {out} is stale: it no longer matches the runs under {runs}" in message
+    assert "weak seed 7 is in" in message and "single_task seed 2 is in the snapshot but not in" in message
+    assert "strong seed 1 differs in test" in message
+    assert f"`python -m replication snapshot --runs {runs} --out {out}`" in message
+    assert main(["snapshot", "--runs", str(runs), "--out", str(out), "--check"]) == 2
+    assert "is stale" in capsys.readouterr().err and out.read_text() == before  # --check writes nothing
+    snapshot_of(runs, out)
+    check_snapshot(out)  # regenerated: matches again
+
+
+def test_compare_against_the_snapshot_ranks_as_against_the_runs_and_says_delong_is_skipped(cached, tmp_path, capsys):
+    model_file = shutil.copy(REPO / "examples" / "my_model.py", tmp_path / "my_model.py")
+    spec = f"{model_file}:MyModel"
+    snapshot = tmp_path / "snapshot.json"
+    snapshot_of(cached / "runs", snapshot)
+
+    assert main(compare_argv(cached, spec, tmp_path / "with_runs")) == 0
+    from_runs = capsys.readouterr().out
+    argv = compare_argv(cached, spec, tmp_path / "with_snapshot")
+    at = argv.index("--runs")
+    argv[at:at + 2] = ["--snapshot", str(snapshot)]  # no run folders: only the snapshot
+    assert main(argv) == 0
+    from_snapshot = capsys.readouterr().out
+
+    def read(name, file):
+        return pd.read_csv(tmp_path / name / file, dtype={"unpaired_seeds": str, "paired_seeds": str})
+
+    skipped = "DeLong per seed skipped: the cached runs come from the snapshot"
+    assert skipped not in from_runs and skipped in from_snapshot and "holds no test predictions" in from_snapshot
+    assert skipped in (tmp_path / "with_snapshot" / "summary.md").read_text()
+    runs_cmp, snap_cmp = read("with_runs", "comparisons.csv"), read("with_snapshot", "comparisons.csv")
+    assert (runs_cmp["delong_seeds"] == 2).all() and snap_cmp["delong_seeds"].isna().all()
+    assert runs_cmp["delong_significant_seeds"].between(0, 2).all()
+    delong = [c for c in runs_cmp.columns if c.startswith("delong_")]
+    # Training is deterministic on the CPU: the same model and seeds give the same runs, so everything
+    # but DeLong agrees (ranking, gains, intervals, tests).
+    pd.testing.assert_frame_equal(runs_cmp.drop(columns=delong), snap_cmp.drop(columns=delong))
+    timed = ["mean_train_seconds"]  # wall time, the one thing two trainings need not share
+    pd.testing.assert_frame_equal(read("with_runs", "leaderboard_row.csv").drop(columns=timed),
+                                  read("with_snapshot", "leaderboard_row.csv").drop(columns=timed))
+
+    def comparison_lines(printed):
+        return [re.sub(r"\| [0-2]/2 \| (yes|no) \|$", r"|  | \1 |", line) for line in printed.splitlines()
+                if line.startswith("| mymodel |")]
+
+    assert len(comparison_lines(from_runs)) == 4 and comparison_lines(from_runs) == comparison_lines(from_snapshot)
+
+    digest = hashlib.sha256(model_file.read_bytes()).hexdigest()  # the compared model's code, in its records
+    for seed in (0, 1):
+        record = json.loads((tmp_path / "with_snapshot" / "runs" / "mymodel" / f"seed_{seed}.json").read_text())
+        assert record["model_source"] == {"file": str(model_file), "class": "MyModel", "sha256": digest}
+    summary = (tmp_path / "with_snapshot" / "summary.md").read_text()
+    assert f"class MyModel of {model_file} (SHA-256 `{digest}`)" in summary and f"Cached runs: {snapshot}." in summary
+
+
+def test_compare_refuses_a_stale_snapshot_and_checks_the_snapshots_protocol(cached, tmp_path, capsys):
+    model_file = shutil.copy(REPO / "examples" / "my_model.py", tmp_path / "my_model.py")
+    spec = f"{model_file}:MyModel"
+    runs = tmp_path / "runs"
+    shutil.copytree(cached / "runs", runs, ignore=shutil.ignore_patterns("*.npz"))
+    snapshot = tmp_path / "snapshot.json"
+    snapshot_of(runs, snapshot)
+    record = json.loads((runs / "single_task" / "seed_0.json").read_text())
+    record["test"]["income"]["auc"] -= 0.01
+    write_json(runs / "single_task" / "seed_0.json", record)
+
+    argv = compare_argv(cached, spec, tmp_path / "out", "0-1", "--snapshot", str(snapshot))
+    argv[argv.index("--runs") + 1] = str(runs)  # runs and snapshot both there: the snapshot must match
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"snapshot {snapshot} is stale" in err and "single_task seed 0 differs in test" in err
+    assert f"python -m replication snapshot --runs {runs} --out {snapshot}" in err
+    assert not (tmp_path / "out").exists()
+
+    argv = ["compare", "--model", spec, "--data", str(cached / "data"), "--seeds", "0-1", "--snapshot", str(snapshot),
+            "--out", str(tmp_path / "out"), *TINY, "--set", "train.max_epochs=3"]
+    assert main(argv) == 2  # a snapshot's records pass the same protocol check as run records
+    err = capsys.readouterr().err
+    assert f"protocol {protocol_hash(record)} (shared_bottom, single_task): differs in train.max_epochs: 2 vs 3" in err
+    assert not (tmp_path / "out").exists()

@@ -30,10 +30,10 @@ from typing import Any, Mapping, Sequence
 import pandas as pd
 
 from models.registry import ModelError, ModelSpec
+from replication.compare import ALPHA, delong_by_seed, delong_summary
 from replication.config import ConfigError
 from replication.data.processed import Processed, load_processed
 from replication.data.validate import check_processed
-from replication.compare import ALPHA, delong_by_seed, delong_summary
 from replication.io import sha256_file, write_json, write_together
 from replication.leaderboard import (
     REFERENCE, by_protocol, compare_with_every_model, markdown_table, protocol_header, protocol_rows,
@@ -41,8 +41,7 @@ from replication.leaderboard import (
 )
 from replication.metrics import METRIC_FOR_TASK_TYPE
 from replication.progress import log
-from replication.protocol import protocol_differences, protocol_hash
-from replication.protocol import loss_weighting
+from replication.protocol import loss_weighting, protocol_differences, protocol_hash
 from replication.records import finished_runs, load_records
 from replication.snapshot import DEFAULT_SNAPSHOT, check_snapshot, load_snapshot, snapshot_runs
 from replication.train import RECORD_FORMAT, TrainConfig, record_path, train_model
@@ -112,11 +111,12 @@ def references(runs: Sequence[Path] | None = None, snapshot: Path | None = None)
         if snapshot_file.is_file() and snapshot_runs(snapshot_file).resolve() in {f.resolve() for f in folders}:
             check_snapshot(snapshot_file)
         return References(load_records(folders), folders, None)
-    if not snapshot_file.is_file():
+    if snapshot is None and not snapshot_file.is_file():
         raise ConfigError(f"no cached runs to compare with: none of {', '.join(map(str, DEFAULT_RUNS))} exists and "
                           f"there is no snapshot {snapshot_file}; restore the committed snapshot (`git checkout -- "
                           f"{DEFAULT_SNAPSHOT}`), pass --snapshot, or run `dvc repro` and pass --runs")
-    log(f"comparing with the snapshot {snapshot_file} (the run folders are absent)")
+    why = "as --snapshot asks" if snapshot is not None else "the run folders are absent"
+    log(f"comparing with the snapshot {snapshot_file} ({why})")
     return References(finished_runs(load_snapshot(snapshot_file), snapshot_file), [], snapshot_file)
 
 

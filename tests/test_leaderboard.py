@@ -19,6 +19,7 @@ import pytest
 
 from models.registry import ModelError, model_spec
 from replication.cli import main
+from replication.config import ConfigError
 from replication.io import write_json
 from replication.protocol import loss_weighting, protocol_hash
 from tests.conftest import REPO
@@ -609,3 +610,28 @@ def test_compare_refuses_a_stale_snapshot_and_checks_the_snapshots_protocol(cach
     err = capsys.readouterr().err
     assert f"protocol {protocol_hash(record)} (shared_bottom, single_task): differs in train.max_epochs: 2 vs 3" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_compare_chooses_run_folders_then_the_snapshot_and_names_the_fix_when_neither_exists(tmp_path, monkeypatch):
+    from replication.byom import DEFAULT_RUNS, references
+    from replication.snapshot import DEFAULT_SNAPSHOT, SnapshotError
+
+    monkeypatch.chdir(tmp_path)  # the defaults are relative to the working directory, like the CLI's
+    with pytest.raises(ConfigError, match=re.escape(f"there is no snapshot {DEFAULT_SNAPSHOT}; restore the committed "
+                                                    f"snapshot (`git checkout -- {DEFAULT_SNAPSHOT}`)")):
+        references()
+    with pytest.raises(SnapshotError, match="snapshot other.json does not exist"):
+        references(snapshot="other.json")
+    write_runs(DEFAULT_RUNS[0])
+    snapshot_of(DEFAULT_RUNS[0], DEFAULT_SNAPSHOT)
+    from_runs = references()  # run folders exist: read them, the snapshot checked against them
+    assert from_runs.snapshot is None and from_runs.folders == [DEFAULT_RUNS[0]] and from_runs.skipped() == []
+    from_snapshot = references(snapshot=DEFAULT_SNAPSHOT)  # asked for: read even where the runs exist
+    assert from_snapshot.snapshot == DEFAULT_SNAPSHOT and from_snapshot.folders == []
+    assert from_snapshot.skipped() == [f"DeLong per seed skipped: the cached runs come from the snapshot "
+                                       f"{DEFAULT_SNAPSHOT}, which holds no test predictions (only per-seed metrics); "
+                                       f"for it, compare against the run folders (`dvc repro`, then --runs)"]
+    assert ({(r["model"], r["seed"], r["test"]["income"]["auc"]) for r in from_snapshot.records}
+            == {(r["model"], r["seed"], r["test"]["income"]["auc"]) for r in from_runs.records})
+    shutil.rmtree(DEFAULT_RUNS[0])
+    assert references().snapshot == DEFAULT_SNAPSHOT  # a fresh clone: the run folders are absent

@@ -163,9 +163,16 @@ def observations(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
                 rows.append({"data": data, "correlation": correlation, "model": r["model"], "seed": int(r["seed"]),
                              "task": name, "metric": metric.name, "selection": selection,
                              "score": metric.score(picked["test"][name][metric.name]),
-                             "validation": metric.score(picked["validation"][name][metric.name])})
+                             "validation": _validation_score(picked, name, metric)})
     columns = ["data", "correlation", "model", "seed", "task", "metric", "selection", "score", "validation"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _validation_score(picked: Mapping[str, Any], task: str, metric) -> float:
+    """The validation score at the selected epoch, oriented; NaN for a record that carries none (the
+    flagged-run rule then passes it over)."""
+    value = (picked.get("validation") or {}).get(task, {}).get(metric.name)
+    return np.nan if value is None else metric.score(value)
 
 
 def concentration(mean_weights: Sequence[float]) -> float:

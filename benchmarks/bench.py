@@ -371,7 +371,7 @@ def profile_auc(ctx: Context) -> SectionResult:
     """Whether a profile (``profiles.fast``) keeps the test AUC: each model trained by the trainer
     (``python -m replication train --profile P``) on several seeds, to the epochs validation selects,
     against the default runs that ``dvc repro`` made (``--reference-runs``), paired by seed."""
-    from replication.aggregate import load_records
+    from replication.records import load_records
     from replication.protocol import protocol_hash
 
     args = ctx.args
@@ -418,7 +418,7 @@ def leaderboard(ctx: Context) -> SectionResult:
     overrides. Meant for a GPU: on this project's 2-core CPU it takes hours."""
     import yaml
 
-    from replication.aggregate import load_records
+    from replication.records import load_records
     from replication.config import apply_profile, load_params, section
 
     args = ctx.args

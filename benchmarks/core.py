@@ -424,7 +424,7 @@ def together_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
 def profile_auc_rows(reference: Sequence[Mapping[str, Any]], profiled: Sequence[Mapping[str, Any]],
                      profile: str) -> list[dict[str, Any]]:
     """One tidy row per (model, task): the test AUCs of a profile's runs against the default runs of
-    the same model, paired by seed (run records, as ``replication.aggregate.load_records`` reads
+    the same model, paired by seed (run records, as ``replication.records.load_records`` reads
     them): each side's mean and sample std, the mean paired difference (profile - default) with its
     95% t interval and the paired t-test's p-value, and each side's training seconds summed over
     the paired seeds. Seeds present on one side only are left out and counted."""

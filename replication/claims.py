@@ -31,10 +31,9 @@ from replication.config import ConfigError
 from replication.metrics import METRIC_FOR_TASK_TYPE
 from replication.stats.multiple import holm
 from replication.stats.outliers import flag_worse
-from replication.verdicts import CONTRADICTED as CONTRADICTED_
-from replication.verdicts import EQUIVALENT as EQUIVALENT_
-from replication.verdicts import NOT_JUDGED, Judgement, Settings, claim_margin, combine, judge, t_pvalue
-from replication.verdicts import REPRODUCED as REPRODUCED_
+from replication.verdicts import (
+    CONTRADICTED, EQUIVALENT, NOT_JUDGED, REPRODUCED, Judgement, Settings, claim_margin, combine, judge, t_pvalue,
+)
 
 REGISTRY = Path(__file__).with_name("claims.yaml")
 SYNTHETIC = "synthetic"
@@ -290,7 +289,7 @@ class ClaimResult:
                        f"family within {self.spread[1] - self.spread[0]:.{digits}f} of each other, less than the margin "
                        f"{j.margin:g}): this test cannot separate the models by less than that.")
         effect = "" if self.effect is None else fmt.format(self.effect)
-        if self.verdict == REPRODUCED_:
+        if self.verdict == REPRODUCED:
             if self.effect is None:
                 text = "In the claimed direction and significant."
             elif self.effect > j.family_high:
@@ -299,7 +298,7 @@ class ClaimResult:
                 text = f"In the claimed direction, and larger than the paper's {effect}."
             else:
                 text = f"In the claimed direction, and consistent with the paper's {effect}."
-        elif self.verdict == CONTRADICTED_:
+        elif self.verdict == CONTRADICTED:
             text = (f"The data exclude the paper's effect: {effect} lies above our family-wise interval "
                     f"[{fmt.format(j.family_low)}, {fmt.format(j.family_high)}]." if self.effect is not None else
                     "Significant in the opposite direction.")
@@ -307,16 +306,17 @@ class ClaimResult:
                 text += f" The difference is significant the other way (Holm p = {self.p_holm:.3g})."
             elif j.tost_pvalue < self.alpha / self.family_size:
                 text += f" Any difference lies within ±{j.margin:g} (TOST p = {j.tost_pvalue:.3g})."
-        elif self.verdict == EQUIVALENT_:
+        elif self.verdict == EQUIVALENT:
             text = f"Any effect lies within ±{j.margin:g} (TOST at the family's level)."
         else:
-            text = (f"About {j.seeds_needed} seeds would decide it at the observed spread ({_power_text()})."
+            text = (f"About {j.seeds_needed} seeds would decide it at the observed spread (a paired t-test at the family's level with the wanted power)."
                     if j.seeds_needed else "No practical number of seeds decides it at the observed spread.")
         return prefix + text + ceiling + _variants_text(self.variants)
 
 
 def _variants_text(variants: Mapping[str, str]) -> str:
-    """" Fragile: ..." and where the other selections or flagged runs change the verdict."""
+    """The variants that change a verdict, in words: one seed left out ("Fragile: ..."), then the
+    other selection rule and the runs without flagged ones."""
     seeds = {k: v for k, v in variants.items() if k.startswith("without seed")}
     others = {k: v for k, v in variants.items() if k not in seeds}
     parts = []
@@ -324,10 +324,6 @@ def _variants_text(variants: Mapping[str, str]) -> str:
         parts.append("Fragile: " + "; ".join(f"{k} it reads {v}" for k, v in seeds.items()) + ".")
     parts += [f"With {k}: {v}." for k, v in others.items()]
     return (" " + " ".join(parts)) if parts else ""
-
-
-def _power_text() -> str:
-    return "a paired t-test at the family's level with the wanted power"
 
 
 def family_spread(claims: list[Claim], obs: pd.DataFrame, claim: Claim) -> tuple[float, float] | None:

@@ -173,9 +173,10 @@ def compare_with_every_model(records: list[dict], model: str) -> pd.DataFrame:
 
 
 def _short_commits(text: str) -> str:
-    """Each commit of a `` | ``-joined list to 12 characters, keeping a ``-dirty`` mark (the csv keeps them whole)."""
-    return " | ".join(c if c == "unknown" else c[:12] + ("-dirty" if c.endswith("-dirty") else "")
-                      for c in text.split(" | "))
+    """Each commit of a `` | ``-joined list to 12 characters, keeping a ``-dirty`` mark (the csv keeps them
+    whole), joined by commas: a ``|`` would end the Markdown table's cell."""
+    return ", ".join(c if c == "unknown" else c[:12] + ("-dirty" if c.endswith("-dirty") else "")
+                     for c in text.split(" | "))
 
 
 def markdown_table(rows: pd.DataFrame, tasks: list[tuple[str, str]], mark: str | None = None) -> list[str]:

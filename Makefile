@@ -2,6 +2,8 @@
 #   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
+#   make reproduce-aliexpress, make reproduce-ali-ccp   the public MTL recommendation data sets, from the files
+#                        params.yaml's aliexpress.raw and ali_ccp.raw name (README, "More data sets")
 #   make reproduce-paper the papers' sizes (params.yaml profiles.paper), meant for a GPU; EXECUTOR=ray trains
 #                        on a Ray cluster (RAY_ADDRESS) or on every GPU of this node, SET="KEY=VALUE ..." overrides
 #                        parameters (README, "Running on a cluster")
@@ -16,7 +18,7 @@ SET ?=
 export DVC_NO_ANALYTICS := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: env reproduce reproduce-zoo reproduce-paper test bench lock clean
+.PHONY: env reproduce reproduce-zoo reproduce-aliexpress reproduce-ali-ccp reproduce-paper test bench lock clean
 
 env: $(STAMP)
 
@@ -33,6 +35,14 @@ reproduce: env
 # The rest of the model zoo (pipelines/zoo/dvc.yaml), tabled with the default pipeline's models.
 reproduce-zoo: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/zoo/dvc.yaml
+
+# AliExpress (one country) and Ali-CCP (pipelines/aliexpress, pipelines/ali_ccp): from the files the user
+# obtained (params.yaml aliexpress.raw, ali_ccp.raw); hours on a CPU (README, "More data sets").
+reproduce-aliexpress: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/aliexpress/dvc.yaml
+
+reproduce-ali-ccp: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/ali_ccp/dvc.yaml
 
 # The papers' sizes (params.yaml profiles.paper) as a DVC experiment of the default pipeline: meant
 # for a GPU (hours there; far too long for a CPU). `dvc exp show` lists it, `dvc exp apply` keeps it.

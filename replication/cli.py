@@ -23,13 +23,18 @@ def _download(args: argparse.Namespace) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> None:
-    from replication.data.census import prepare_census
+    from replication.data.prepare import prepare
+    from replication.data.spec import builtin_specs, load_spec
     from replication.progress import log
 
-    schema = prepare_census(args.raw, args.out, task_group=args.task_group, split_seed=args.split_seed,
-                            numeric_buckets=args.numeric_buckets)
+    if (args.dataset is None) == (args.spec is None):
+        raise ConfigError("prepare: name a built-in data set (`prepare census`) or a spec file (`prepare --spec FILE`), "
+                          "one of the two")
+    spec = load_spec(args.spec if args.spec is not None else builtin_specs()[args.dataset])
+    schema = prepare(spec, args.raw, args.out, task_group=args.task_group, split_seed=args.split_seed,
+                     numeric_buckets=args.numeric_buckets, name=args.name)
     rows = ", ".join(f"{name} {info['rows']}" for name, info in schema["splits"].items())
-    log(f"prepared {schema['task_group']} in {args.out}: {rows}")
+    log(f"prepared {schema['dataset']} {schema['task_group']} in {args.out}: {rows}")
 
 
 def _synth(args: argparse.Namespace) -> None:
@@ -239,6 +244,8 @@ def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_hel
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from replication.data.spec import builtin_specs
+
     parser = argparse.ArgumentParser(prog="python -m replication", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -250,14 +257,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds allowed per network request")
     p.set_defaults(func=_download)
 
-    p = commands.add_parser("prepare", help="turn raw files into processed arrays and schema.json")
-    p.add_argument("dataset", choices=["census"])
-    p.add_argument("--raw", required=True, help="folder holding the downloaded raw files")
-    p.add_argument("--out", required=True, help="folder for the processed arrays")
-    p.add_argument("--task-group", default="income-marital", help="income-marital or education-marital")
-    p.add_argument("--split-seed", type=int, default=0, help="seed of the validation/test split")
-    p.add_argument("--numeric-buckets", type=int, default=0,
-                   help="also embed each continuous column's training-quantile bucket (0 = off)")
+    p = commands.add_parser("prepare", help="turn raw files into processed arrays and schema.json, as a data spec says")
+    p.add_argument("dataset", nargs="?", choices=sorted(builtin_specs()), default=None,
+                   help="a built-in data set: its spec is replication/data/specs/DATASET.yaml")
+    p.add_argument("--spec", type=Path, default=None,
+                   help="a data spec (YAML) of your own: files, features, tasks, splits (replication/data/spec.py)")
+    p.add_argument("--raw", type=Path, default=None,
+                   help="folder holding the raw files the spec names (default: the spec's own folder)")
+    p.add_argument("--out", required=True, help="folder for the processed arrays (replaced whole when complete)")
+    p.add_argument("--task-group", default=None, help="a task group of the spec (default: its first; census: "
+                                                      "income-marital or education-marital)")
+    p.add_argument("--split-seed", type=int, default=None, help="seed of the seeded splits (default: the spec's)")
+    p.add_argument("--numeric-buckets", type=int, default=None,
+                   help="also embed each numeric column's training-quantile bucket (0 = off; default: the spec's)")
+    p.add_argument("--name", default=None, help="the data set's name in schema.json and run records (default: the "
+                                                "spec's), e.g. aliexpress-NL for one country")
     p.set_defaults(func=_prepare)
 
     p = commands.add_parser("synth", help="two regression tasks of controlled correlation (MMoE paper's generator)")
@@ -436,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     143: Ctrl-C and SIGTERM). Unexpected errors keep their traceback."""
     args = build_parser().parse_args(argv)
     from models.registry import ModelError
-    from replication.data.census import PrepareError
+    from replication.data.spec import PrepareError
     from replication.data.download import DownloadError
     from replication.data.processed import DataError
     from replication.lifetime import Terminated, sigterm_raises

@@ -95,8 +95,9 @@ def delta_m_by_model(runs: pd.DataFrame, reference: str) -> pd.DataFrame:
 
 def delong_by_seed(records: list[dict], reference: str) -> pd.DataFrame:
     """DeLong's test per seed and binary task, each model's test predictions against the reference's
-    on the same rows (same seed); predictions are read beside each record's ``source`` file.
-    Rows: model, task, seed, both AUCs, z, p."""
+    on the same rows (same seed); predictions are read beside each record's ``source`` file. A task
+    whose test labels hold fewer than two of either class is not tested. Rows: model, task, seed, both
+    AUCs, z, p."""
     by_key = {(r["model"], r["seed"]): r for r in records}
     rows = []
     for (model, seed), record in sorted(by_key.items()):
@@ -107,8 +108,9 @@ def delong_by_seed(records: list[dict], reference: str) -> pd.DataFrame:
             continue  # counted as not tested: the table shows k/n over the seeds tested
         own, ref = (_predictions(r) for r in pair)
         for k, task in enumerate(record["tasks"]):
-            if task["type"] != "binary":
-                continue
+            labelled = own["y"][:, k][~np.isnan(own["y"][:, k])]
+            if task["type"] != "binary" or min((labelled == 1).sum(), (labelled == 0).sum()) < 2:
+                continue  # DeLong's variance needs two rows of each class (a tiny test split): not tested
             result = delong_test(own["y"][:, k], own["prediction"][:, k], ref["prediction"][:, k])
             rows.append({"model": model, "task": task["name"], "seed": seed, "reference": reference,
                          "auc_model": result.auc_a, "auc_reference": result.auc_b, "z": result.z,

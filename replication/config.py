@@ -1,4 +1,5 @@
-"""Typed, validated configuration read from ``params.yaml``.
+"""Typed, validated configuration read from ``params.yaml`` (and from data specs,
+:mod:`replication.data.spec`).
 
 Every key is checked: an unknown key, a wrong type or an out-of-range value is refused with the key,
 the value and what is allowed, before any work starts.
@@ -18,10 +19,12 @@ class ConfigError(ValueError):
     """A configuration value that cannot be used; the message names the key and what is allowed."""
 
 
-def load_params(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, what: str = "parameter file") -> dict[str, Any]:
+    """A YAML file holding a mapping (``what`` names it in messages: a parameter file, a data spec),
+    with an error naming the line of a syntax error."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"parameter file {path} does not exist")
+        raise ConfigError(f"{what} {path} does not exist")
     try:
         with open(path, encoding="utf-8") as handle:
             params = yaml.safe_load(handle) or {}
@@ -36,9 +39,13 @@ def load_params(path: str | Path) -> dict[str, Any]:
     return params
 
 
+def load_params(path: str | Path) -> dict[str, Any]:
+    return load_yaml(path, "parameter file")
+
+
 # The top-level sections of params.yaml; any other is a typo (``trian:``) and is refused.
 SECTIONS = ("census", "seeds", "train_models", "zoo_models", "mmoe_table_models", "train", "model_common", "models", "synthetic",
-            "verdicts", "profiles")
+            "verdicts", "profiles", "aliexpress", "ali_ccp")
 
 
 def check_sections(params: Mapping[str, Any], where: str) -> None:
@@ -101,19 +108,43 @@ def _merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any
     return merged
 
 
+def _key(where: str, key: Any) -> str:
+    return f"{where}.{key}" if where else str(key)
+
+
 def _check_type(where: str, value: Any, annotation: Any) -> Any:
+    """``value`` checked against ``annotation`` (a type, ``Literal``, ``dict[str, T]``, ``list[T]``, a
+    union of these, or a dataclass, built from a mapping with :func:`from_mapping`)."""
     origin = typing.get_origin(annotation)
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
-        annotation = next(a for a in options if a is not type(None))
-        origin = typing.get_origin(annotation)
+        choices = [a for a in options if a is not type(None)]
+        errors = []
+        for option in choices:
+            try:
+                return _check_type(where, value, option)
+            except ConfigError as error:
+                errors.append(error)
+        if len(errors) == 1:
+            raise errors[0]
+        raise ConfigError(f"{where} = {value!r}: expected {' or '.join(map(_type_name, choices))}, got "
+                          f"{type(value).__name__}")
+    if dataclasses.is_dataclass(annotation):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} = {value!r}: expected a mapping")
+        return from_mapping(annotation, value, where)
     if origin is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where} = {value!r}: expected a mapping")
         _, value_type = typing.get_args(annotation)
-        return {str(k): _check_type(f"{where}.{k}", v, value_type) for k, v in value.items()}
+        return {str(k): _check_type(_key(where, k), v, value_type) for k, v in value.items()}
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} = {value!r}: expected a list, got {type(value).__name__}")
+        (item_type,) = typing.get_args(annotation)
+        return [_check_type(f"{where}[{i}]", item, item_type) for i, item in enumerate(value)]
     if origin is typing.Literal:
         allowed = typing.get_args(annotation)
         if value not in allowed:
@@ -126,14 +157,30 @@ def _check_type(where: str, value: Any, annotation: Any) -> Any:
     return value
 
 
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        return "a list"
+    if origin is dict or dataclasses.is_dataclass(annotation):
+        return "a mapping"
+    return getattr(annotation, "__name__", str(annotation))
+
+
 def from_mapping(cls: type, mapping: Mapping[str, Any], where: str):
-    """Build dataclass ``cls`` from ``mapping``: unknown keys and wrong types are refused."""
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(mapping) - set(fields))
+    """Build dataclass ``cls`` from ``mapping``: unknown and missing keys and wrong types are refused,
+    each named by its path from ``where`` (nested dataclasses are built the same way)."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(mapping) - set(fields), key=str)
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(f'{where}.{k}' for k in unknown)}; allowed keys: {', '.join(fields)}")
+        raise ConfigError(f"unknown key(s) {', '.join(_key(where, k) for k in unknown)}; allowed keys: {', '.join(fields)}")
+    required = [name for name, f in fields.items()
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in mapping]
+    if missing:
+        raise ConfigError(f"missing key(s) {', '.join(_key(where, k) for k in missing)}; required keys: "
+                          f"{', '.join(required)}")
     hints = typing.get_type_hints(cls)
-    values = {k: _check_type(f"{where}.{k}", v, hints[k]) for k, v in mapping.items()}
+    values = {k: _check_type(_key(where, k), v, hints[k]) for k, v in mapping.items()}
     obj = cls(**values)
     check = getattr(obj, "validate", None)
     if check is not None:
@@ -143,4 +190,4 @@ def from_mapping(cls: type, mapping: Mapping[str, Any], where: str):
 
 def require(condition: bool, where: str, key: str, value: Any, allowed: str) -> None:
     if not condition:
-        raise ConfigError(f"{where}.{key} = {value!r}: {allowed}")
+        raise ConfigError(f"{_key(where, key)} = {value!r}: {allowed}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,4 +35,15 @@ def census_raw(tmp_path_factory) -> Path:
     assert MIRROR.is_dir(), f"the census mirror {MIRROR} is missing; tests read the data from there"
     out = tmp_path_factory.mktemp("raw")
     download_census(out, mirror=str(MIRROR), progress=False)
+    return out
+
+
+def load_arrays(directory: Path) -> dict[str, dict[str, np.ndarray]]:
+    """Every array of a processed data set: split -> name -> array."""
+    from replication.data.processed import SPLITS
+
+    out = {}
+    for split in SPLITS:
+        with np.load(directory / f"{split}.npz") as arrays:
+            out[split] = {k: arrays[k] for k in arrays.files}
     return out

@@ -15,18 +15,11 @@ import pandas as pd
 import pytest
 
 from replication.data import census
-from replication.data.census import (
-    COLUMNS,
-    NUMERIC,
-    Encoder,
-    PrepareError,
-    prepare_census,
-    read_raw,
-    split_validation_test,
-)
+from replication.data.census import COLUMNS, NUMERIC, PrepareError, prepare_census, read_raw
+from replication.data.prepare import Encoder, assign_rows
 from replication.data.download import download_census
 from replication.data.processed import SPLITS, data_hash, load_processed
-from tests.conftest import MIRROR
+from tests.conftest import MIRROR, load_arrays
 
 DATA, TEST = "census-income.data", "census-income.test"
 # Written out here, independently of the package, so a wrong constant there is caught.
@@ -41,12 +34,11 @@ DROPPED = {"education", "marital_stat", "income", "instance_weight"}
 README_TRAIN_RATES = {"income": 0.0621, "marital": 0.4335}
 
 
-def load_arrays(directory: Path) -> dict[str, dict[str, np.ndarray]]:
-    out = {}
-    for split in SPLITS:
-        with np.load(directory / f"{split}.npz") as arrays:
-            out[split] = {k: arrays[k] for k in arrays.files}
-    return out
+def split_validation_test(n_rows: int, split_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The MMoE paper's 1:1 split of the test file as data/README.md states it, written out here:
+    (validation rows, test rows) of ``numpy.random.default_rng(split_seed)``'s permutation, each sorted."""
+    order = np.random.default_rng(split_seed).permutation(n_rows)
+    return np.sort(order[: n_rows // 2]), np.sort(order[n_rows // 2:])
 
 
 def raw_test_column(raw_dir: Path, column: str) -> np.ndarray:
@@ -218,29 +210,42 @@ def test_load_processed_round_trip(prepared, arrays) -> None:
 # The validation / test split
 
 
+def test_assign_rows_is_the_documented_census_split() -> None:
+    """prepare's seeded split with fractions (0.5, rest) is the 1:1 split data/README.md describes."""
+    for n, seed in ((N_TEST_FILE, 0), (N_TEST_FILE, 1), (7, 3)):
+        parts = assign_rows(n, [0.5, None], seed)
+        val, test = split_validation_test(n, seed)
+        np.testing.assert_array_equal(np.flatnonzero(parts == 0), val)
+        np.testing.assert_array_equal(np.flatnonzero(parts == 1), test)
+    assert (assign_rows(5, [None], 0) == 0).all()  # one split of a file takes every row, no permutation
+
+
 def test_split_validation_test_is_a_partition() -> None:
-    val, test = split_validation_test(N_TEST_FILE, 0)
-    assert len(val) == len(test) == 49_881
-    assert not np.intersect1d(val, test).size
-    np.testing.assert_array_equal(np.sort(np.concatenate([val, test])), np.arange(N_TEST_FILE))
-    assert (np.diff(val) > 0).all() and (np.diff(test) > 0).all()  # sorted, no repeat
+    parts = assign_rows(N_TEST_FILE, [0.5, None], 0)
+    assert (parts == 0).sum() == (parts == 1).sum() == 49_881
+    assert set(np.unique(parts)) == {0, 1}
 
 
 def test_split_validation_test_depends_only_on_the_seed() -> None:
-    a_val, a_test = split_validation_test(N_TEST_FILE, 0)
-    b_val, b_test = split_validation_test(N_TEST_FILE, 0)
-    c_val, _ = split_validation_test(N_TEST_FILE, 1)
-    np.testing.assert_array_equal(a_val, b_val)
-    np.testing.assert_array_equal(a_test, b_test)
-    assert not np.array_equal(a_val, c_val)
+    a = assign_rows(N_TEST_FILE, [0.5, None], 0)
+    np.testing.assert_array_equal(a, assign_rows(N_TEST_FILE, [0.5, None], 0))
+    assert not np.array_equal(a, assign_rows(N_TEST_FILE, [0.5, None], 1))
     # A random split, not a block: both halves span the whole file.
-    assert a_val[0] < 100 and a_val[-1] > N_TEST_FILE - 100
+    val = np.flatnonzero(a == 0)
+    assert val[0] < 100 and val[-1] > N_TEST_FILE - 100
 
 
 def test_split_of_an_odd_count() -> None:
-    val, test = split_validation_test(7, 3)
-    assert len(val) == 3 and len(test) == 4
-    assert sorted([*val, *test]) == list(range(7))
+    parts = assign_rows(7, [0.5, None], 3)
+    assert (parts == 0).sum() == 3 and (parts == 1).sum() == 4
+
+
+def test_fractions_take_their_shares_in_turn_and_the_rest_is_left() -> None:
+    parts = assign_rows(1000, [None, 0.1, 0.25], 5)
+    assert [(parts == k).sum() for k in range(3)] == [650, 100, 250]
+    order = np.random.default_rng(5).permutation(1000)
+    np.testing.assert_array_equal(np.flatnonzero(parts == 1), np.sort(order[:100]))
+    np.testing.assert_array_equal(np.flatnonzero(parts == 2), np.sort(order[100:350]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -403,7 +408,7 @@ CATEGORICAL = tuple(c for c in COLUMNS if c not in NUMERIC and c not in census.D
 def test_encoder_codes_are_sorted_vocabulary_index_plus_one() -> None:
     train = tiny_frame([{"sex": "Male", "race": "White"}, {"sex": "Female", "race": "Black"},
                         {"sex": "Male", "race": "Other"}])
-    encoder = Encoder.fit(train, CATEGORICAL)
+    encoder = Encoder.fit([train], CATEGORICAL, NUMERIC, "log1p_standardise")
     assert list(encoder.vocab) == list(CATEGORICAL)
     assert encoder.vocab["sex"] == ("Female", "Male")
     assert encoder.vocab["race"] == ("Black", "Other", "White")
@@ -422,7 +427,7 @@ def test_encoder_maps_unseen_values_to_zero() -> None:
     """Runs under the project's warning filter (pyproject: DeprecationWarnings from replication.* are
     errors), so an unseen value must not go through a deprecated pandas path either."""
     train = tiny_frame([{"sex": "Male", "race": "White"}, {"sex": "Female", "race": "Black"}])
-    encoder = Encoder.fit(train, CATEGORICAL)
+    encoder = Encoder.fit([train], CATEGORICAL, NUMERIC, "log1p_standardise")
     new = tiny_frame([{"sex": "Male", "race": "Asian"}, {"sex": "Unknown", "race": "White"},
                       {"sex": "Female", "race": "Black", "class_of_worker": "never seen"}])
     x_cat, _ = encoder.transform(new)
@@ -434,7 +439,7 @@ def test_encoder_maps_unseen_values_to_zero() -> None:
 
 def test_encoder_scales_numeric_columns_with_training_statistics() -> None:
     train = tiny_frame([{"age": "0"}, {"age": str(np.e ** 2 - 1)}])  # log1p: 0 and 2
-    encoder = Encoder.fit(train, CATEGORICAL)
+    encoder = Encoder.fit([train], CATEGORICAL, NUMERIC, "log1p_standardise")
     assert encoder.mean["age"] == pytest.approx(1.0)
     assert encoder.std["age"] == pytest.approx(1.0)  # population std (ddof 0)
     # A constant column keeps std 1, so it scales to 0 instead of NaN.
@@ -448,7 +453,7 @@ def test_encoder_scales_numeric_columns_with_training_statistics() -> None:
 def test_numeric_buckets_add_one_quantile_feature_per_continuous_column() -> None:
     ages = ["0", "10", "20", "30", "40", "50", "60", "70"]
     train = tiny_frame([{"age": a} for a in ages])
-    encoder = Encoder.fit(train, CATEGORICAL, numeric_buckets=4)
+    encoder = Encoder.fit([train], CATEGORICAL, NUMERIC, "log1p_standardise", numeric_buckets=4)
     names = [f["name"] for f in encoder.categorical_features()]
     assert names == list(CATEGORICAL) + [f"{c}_bucket" for c in NUMERIC]
     # Quartile edges of log1p(age) on the training rows: 4 buckets -> codes 1..4 (0 stays reserved).

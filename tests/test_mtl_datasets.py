@@ -171,6 +171,7 @@ def test_the_pipeline_runs_end_to_end_on_the_samples(name: str, tmp_path: Path, 
     params["seeds"] = "0"
     params["train"].update(max_epochs=1, seed_workers=1, num_threads=1, device="cpu")
     params[name]["raw"] = "raw"
+    params[name]["name"] = {"aliexpress": "aliexpress-NL", "ali_ccp": "ali-ccp"}[name]
     if name == "aliexpress":
         params[name]["split_seed"] = SAMPLE_SPLIT_SEED
     raw_folder(name, tmp_path / "raw")

@@ -40,7 +40,7 @@ def _prepare(args: argparse.Namespace) -> None:
 def _synth(args: argparse.Namespace) -> None:
     from replication.data.synthetic import SyntheticConfig, generate_replicates
     from replication.progress import log
-    from replication.train import parse_seeds
+    from replication.training import parse_seeds
 
     cfg = from_mapping(SyntheticConfig, {
         "correlation": args.correlation, "rows": args.n, "dim": args.dim, "scale": args.scale,
@@ -77,7 +77,7 @@ def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[st
 def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """params.yaml with ``--profile`` and ``--set`` applied, its train section as a TrainConfig, and
     ``model``'s hyperparameters (model_common, then the model's own section)."""
-    from replication.train import TrainConfig
+    from replication.training import TrainConfig
 
     params = load_params(args.params)
     if args.profile:
@@ -91,30 +91,47 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
 
 def _train(args: argparse.Namespace) -> None:
     from models.registry import ModelSpec, model_spec
-    from replication.byom import model_source, record_model_source
+    from replication.byom import model_source
     from replication.data.processed import load_data
     from replication.data.validate import check_processed
-    from replication.train import parse_seeds, train_model
+    from replication.runner import train_model
+    from replication.training import parse_seeds
+    from replication.tuning import read_tuned
 
     # A model of one's own (FILE.py:Class) is recorded under its stable name, as `compare` does.
     model = model_spec(args.model) if ":" in args.model else args.model
     params, cfg, hparams = _training_setup(args, model)
     if args.executor is not None:
         cfg = dataclasses.replace(cfg, executor=args.executor)
+    fields: dict[str, Any] = {}
+    if isinstance(model, ModelSpec):
+        fields["model_source"] = model_source(model)  # the code as imported
+    if args.tuned is not None:
+        cfg, hparams, fields["tuning"] = read_tuned(args.tuned, str(model), cfg, hparams)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(params.get("seeds", "0-9")))
     check_processed(args.data)
-    source = model_source(model) if isinstance(model, ModelSpec) else None  # the code as imported
     train_model(model, hparams, load_data(args.data), cfg, seeds, Path(args.out),
                 checkpoints=None if args.no_checkpoints else args.checkpoints,
-                checkpoint_seconds=args.checkpoint_seconds)
-    if source is not None:
-        record_model_source(source, Path(args.out), seeds)
+                checkpoint_seconds=args.checkpoint_seconds, record_fields=fields)
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from replication.data.processed import load_data
+    from replication.data.validate import check_processed
+    from replication.tuning import load_settings, tune_model
+
+    params, cfg, hparams = _training_setup(args, args.model)
+    if args.executor is not None:
+        cfg = dataclasses.replace(cfg, executor=args.executor)
+    settings = load_settings(params)
+    check_processed(args.data)
+    tune_model(args.model, hparams, cfg, load_data(args.data), settings, Path(args.space), Path(args.out))
 
 
 def _compare(args: argparse.Namespace) -> None:
     from models.registry import model_spec
     from replication.byom import compare_model
-    from replication.train import parse_seeds
+    from replication.training import parse_seeds
 
     name = model_spec(args.model)
     params, cfg, hparams = _training_setup(args, name)
@@ -149,6 +166,13 @@ def _one_writer(command):
 
 
 @_one_writer
+def _tuning_report(args: argparse.Namespace) -> None:
+    from replication.tuning import load_settings, write_tuning_report
+
+    write_tuning_report(args.tuning, load_settings(load_params(args.params)), Path(args.out))
+
+
+@_one_writer
 def _leaderboard(args: argparse.Namespace) -> None:
     from replication.claims import load_settings
     from replication.leaderboard import write_leaderboard
@@ -160,7 +184,7 @@ def _env(args: argparse.Namespace) -> None:
     import json
 
     from replication.provenance import environment
-    from replication.train import resolve_device
+    from replication.training import resolve_device
 
     print(json.dumps(environment(str(resolve_device(args.device))), indent=2, sort_keys=True))
 
@@ -307,8 +331,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the seeds train: local (this machine's processes) or ray (one Ray task per seed, on the "
                         "cluster at $RAY_ADDRESS, else on a Ray instance started here); default: params.yaml's "
                         "train.executor")
+    p.add_argument("--tuned", type=Path, default=None,
+                   help="a tuned configuration (best.yaml of `tune`) set over params.yaml; its records name the search")
     _add_parameter_options(p)
     p.set_defaults(func=_train)
+
+    p = commands.add_parser("tune", help="search one model's hyperparameters on validation (equal budgets; issue 19)")
+    p.add_argument("--data", required=True, help="processed data folder (its test split is never read)")
+    p.add_argument("--model", required=True, help="registered model name (see `models`)")
+    p.add_argument("--space", default="search_spaces.yaml", help="search space file (default: search_spaces.yaml)")
+    p.add_argument("--out", required=True,
+                   help="folder for the study journal, the trials table and the best configurations; a killed "
+                        "search run again resumes from its journal")
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="where the trials train (default: params.yaml's train.executor)")
+    _add_parameter_options(p)
+    p.set_defaults(func=_tune)
+
+    p = commands.add_parser("tuning-report", help="the searches' budget-sensitivity figure, cost and chosen configurations")
+    p.add_argument("--tuning", required=True, type=Path, help="folder with one `tune` output folder per model")
+    p.add_argument("--params", default="params.yaml", help="parameter file whose `tune` section the searches used")
+    p.add_argument("--out", required=True, help="folder for budget_sensitivity.{png,pdf,csv} and TUNING.md")
+    p.set_defaults(func=_tuning_report)
 
     p = commands.add_parser("aggregate", help="tables of test metrics over seeds, beside the paper's")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable)",
@@ -454,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from replication.data.download import DownloadError
     from replication.data.processed import DataError
     from replication.lifetime import Terminated, sigterm_raises
-    from replication.train import TrainingInterrupted
+    from replication.training import TrainingInterrupted
 
     try:
         with sigterm_raises():

@@ -7,6 +7,11 @@ keys that only decide how a run executes (:data:`EXECUTION_KEYS`: device, worker
 evaluation batch size, seeds trained together, precision, compilation, executor, fused Adam) and the loss weighting
 (:data:`LOSS_WEIGHTING_KEYS`), which the leaderboard shows in a column of its own so that weightings
 of one protocol share a table.
+
+A tuned run (``train --tuned``, :mod:`replication.tuning`) has the training keys its search chose
+(``tuning.train_keys``: learning rate, batch size, ...) replaced by the search's own protocol (budget,
+objective, pruning, seeds): tuned models of one search plan share a table however their chosen values
+differ, and never share one with untuned runs.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ HASH_LENGTH = 16  # hex characters of the SHA-256
 
 def protocol(record: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a run record that define its protocol (see the module docstring)."""
-    dropped = set(EXECUTION_KEYS) | set(LOSS_WEIGHTING_KEYS)
+    tuning = record.get("tuning")
+    dropped = set(EXECUTION_KEYS) | set(LOSS_WEIGHTING_KEYS) | set(tuning["train_keys"] if tuning else ())
     return {
         "format": record["format"],
         "dataset": record["dataset"],
@@ -33,13 +39,19 @@ def protocol(record: Mapping[str, Any]) -> dict[str, Any]:
         "tasks": [{"name": t["name"], "type": t["type"], "metrics": sorted(record["test"][t["name"]])}
                   for t in record["tasks"]],
         "train": {k: v for k, v in record["train"].items() if k not in dropped},
-    }
+    } | ({"tuning": tuning["search"]} if tuning else {})
 
 
 def protocol_hash(record: Mapping[str, Any]) -> str:
     """First 16 hex characters of the SHA-256 of the protocol as canonical JSON (sorted keys, no spaces)."""
     text = json.dumps(protocol(record), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:HASH_LENGTH]
+
+
+def tuning_label(record: Mapping[str, Any]) -> str:
+    """``untuned``, or ``tuned, N trials per model``: which search plan chose a run's configuration."""
+    tuning = record.get("tuning")
+    return "untuned" if not tuning else f"tuned, {tuning['search']['trials']} trials per model"
 
 
 def loss_weighting(record: Mapping[str, Any]) -> str:

@@ -19,7 +19,7 @@ from benchmarks import bench, core
 from benchmarks.runners import ProjectTrainer, SelectOnValidation, run_project, run_project_together
 from replication.data.processed import Processed, Split
 from replication.data.synthetic import SyntheticConfig, generate_arrays
-from replication.train import TrainConfig, train_seed
+from replication.training import TrainConfig, train_seed
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -346,7 +346,7 @@ def test_project_trainer_reproduces_train_seed_exactly() -> None:
                       num_threads=1)
     record, test_prediction = train_seed("mmoe", hparams, data, cfg, 7, torch.device("cpu"), show_epochs=False)
 
-    trainer = ProjectTrainer("mmoe", hparams, data, cfg, 7)
+    trainer = ProjectTrainer("mmoe", hparams, data, cfg, [7])
     losses, predictions = [], []
     for _ in range(cfg.max_epochs):
         losses.append(trainer.run_epoch())

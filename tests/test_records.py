@@ -152,7 +152,7 @@ def test_a_second_writer_of_the_same_table_is_refused(runs: Path, tmp_path: Path
         holder.communicate("", timeout=60)
     assert not (tmp_path / ".table.lock").exists()
     assert main(runs_args("aggregate", runs, tmp_path)) == 0
-    assert sorted(p.name for p in tmp_path.glob("table.*")) == ["table.csv", "table.md"]
+    assert sorted(p.name for p in tmp_path.glob("table.*")) == ["table.csv", "table.json", "table.md"]
 
 
 def test_tables_interrupted_by_a_full_disk_keep_the_previous_pair(runs: Path, tmp_path: Path, capsys,

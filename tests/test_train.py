@@ -1,4 +1,4 @@
-"""Tests for ``replication.train`` and ``replication.config``: the masked joint loss, seed parsing,
+"""Tests for ``replication.training`` and ``replication.config``: the masked joint loss, seed parsing,
 reproducibility, validation-only model selection and early stopping, the run record and the files
 ``train_model`` writes, and the configuration errors.
 
@@ -19,22 +19,18 @@ import torch
 import torch.nn.functional as F
 
 import models
-import replication.train as train_module
 from models.base import TaskSpec
 from replication.config import ConfigError, from_mapping
 from replication.data.census import prepare_census
 from replication.data.download import download_census
 from replication.data.processed import Processed, load_processed
 from replication.metrics import auc
-from replication.train import (
-    TrainConfig,
-    joint_loss,
-    parse_seeds,
-    predictions_path,
-    record_path,
-    train_model,
-    train_seed,
-)
+from replication.runner import train_model
+from replication.training import TrainConfig, parse_seeds, predictions_path, record_path, train_seed
+import replication.training.config as training_config
+from replication.training.config import plan_workers
+from replication.training.evaluation import gate_usage
+from replication.training.objective import joint_loss
 from tests.conftest import MIRROR
 
 SLICE = {"train": 3000, "validation": 2000, "test": 2000}
@@ -360,17 +356,17 @@ def test_seeds_in_worker_processes_give_the_records_of_one_process(data: Process
     (1, 4, 10, 2, (1, 4)),  # both given
 ])
 def test_plan_workers_on_cpu(monkeypatch, workers, threads, seeds, cores, expected) -> None:
-    monkeypatch.setattr(train_module, "cpu_cores", lambda: cores)
+    monkeypatch.setattr(training_config, "cpu_cores", lambda: cores)
     cfg = config(seed_workers=workers, num_threads=threads)
-    assert train_module.plan_workers(cfg, CPU, seeds) == expected
-    assert train_module.plan_workers(dataclasses.replace(cfg, seed_workers=0), torch.device("cuda"), seeds)[0] == 1
+    assert plan_workers(cfg, CPU, seeds) == expected
+    assert plan_workers(dataclasses.replace(cfg, seed_workers=0), torch.device("cuda"), seeds)[0] == 1
 
 
 def test_gate_usage_is_the_mean_and_std_of_the_gates_over_all_rows(data: Processed) -> None:
     torch.manual_seed(0)
     model = models.create_model("ple", data.schema, expert_units=(8,), tower_units=(4,))
     test = data.splits["test"]
-    usage = train_module.gate_usage(model, test, batch_size=700)  # three uneven batches
+    usage = gate_usage(model, test, batch_size=700)  # three uneven batches
     with torch.no_grad():
         gates = model(test.x_cat, test.x_num).gates
     assert list(usage) == list(gates) == list(model.gate_experts())
@@ -378,7 +374,7 @@ def test_gate_usage_is_the_mean_and_std_of_the_gates_over_all_rows(data: Process
         assert usage[name]["experts"] == list(model.gate_experts()[name])
         np.testing.assert_allclose(usage[name]["mean"], weights.double().mean(0).numpy(), rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(usage[name]["std"], weights.double().std(0, unbiased=False).numpy(), rtol=1e-6, atol=1e-9)
-    assert train_module.gate_usage(models.create_model("shared_bottom", data.schema), test, 700) == {}
+    assert gate_usage(models.create_model("shared_bottom", data.schema), test, 700) == {}
 
 
 def test_record_carries_gate_usage_of_the_selected_weights(mmoe_run) -> None:

@@ -25,7 +25,6 @@ from replication.data.processed import Processed, Split
 from replication.metrics import auc
 from replication.training import TrainConfig
 from replication.training.evaluation import Selection, evaluate, stopped
-from replication.training.objective import loss_weight_schedule
 from replication.training.steps import SeedStep, StackedStep
 
 
@@ -54,7 +53,7 @@ def result(library: str, model: str, rows: int, seconds: list[float], n_paramete
 
 class ProjectTrainer:
     """The trainer's own step (:mod:`replication.training.steps`: a ``SeedStep``, or a
-    ``StackedStep`` for several seeds) with the loop's shuffles and loss weights, epoch after epoch,
+    ``StackedStep`` for several seeds) with the loop's shuffles and loss weighting, epoch after epoch,
     without the validation, model selection and checkpoints that follow each epoch in
     :func:`replication.training.train_seeds` (no library's validation pass is timed).
     ``tests/test_bench.py`` checks that it reproduces ``train_seed``'s training losses and test
@@ -68,7 +67,6 @@ class ProjectTrainer:
         self.step = step(model_name, hparams, data, replace(cfg, ensemble=len(seeds)), seeds, device)
         self.model = self.step.models[0]
         self.shuffles = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
-        self.w0, self.gamma = loss_weight_schedule(cfg, self.tasks, device)
         self.train = data.splits["train"].to(device)
         self.device = device
         self.epochs_run = 0
@@ -77,9 +75,10 @@ class ProjectTrainer:
         """One epoch over the training split; returns its mean training loss (over the seeds)."""
         epoch = self.epochs_run + 1
         orders = [torch.randperm(self.train.rows, generator=g, device=self.device) for g in self.shuffles]
-        losses = self.step.run_epoch(self.train, orders, self.w0 * self.gamma ** (epoch - 1))
+        self.step.start_epoch(epoch)
+        summaries = self.step.run_epoch(self.train, orders)
         self.epochs_run = epoch
-        return float(np.mean(losses))
+        return float(np.mean([s["train_loss"] for s in summaries]))
 
     def predict(self, split: Split) -> np.ndarray:
         return self.step.predictions(split.to(self.device))[0]

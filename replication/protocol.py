@@ -20,9 +20,11 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from replication.weighting import describe
+
 EXECUTION_KEYS = ("device", "seed_workers", "num_threads", "eval_batch_size", "ensemble", "precision", "compile",
                   "executor", "fused_adam")
-LOSS_WEIGHTING_KEYS = ("loss_weights", "loss_weight_decay")
+LOSS_WEIGHTING_KEYS = ("loss_weights", "loss_weight_decay", "weighting", "weighting_params")
 HASH_LENGTH = 16  # hex characters of the SHA-256
 
 
@@ -55,11 +57,17 @@ def tuning_label(record: Mapping[str, Any]) -> str:
 
 
 def loss_weighting(record: Mapping[str, Any]) -> str:
-    """The run's loss weighting in brief: ``equal`` when no weight or decay is set, else e.g.
-    ``w0 income=2; gamma marital=0.9`` (PLE Eqs. 9-10; unnamed tasks keep 1)."""
+    """The run's loss weighting in brief. Static weights (``train.weighting`` static, or absent in
+    older records): ``equal`` when no weight or decay is set, else e.g. ``w0 income=2; gamma
+    marital=0.9`` (PLE Eqs. 9-10; unnamed tasks keep 1). Any other method: its name and the
+    parameters set away from their defaults, e.g. ``dwa temperature=1``."""
+    train = record["train"]
+    method = train.get("weighting", "static")
+    if method != "static":
+        return describe(method, train.get("weighting_params", {}))
     parts = [
-        f"{label} " + ",".join(f"{task}={value:g}" for task, value in sorted(record["train"][key].items()))
-        for key, label in zip(LOSS_WEIGHTING_KEYS, ("w0", "gamma")) if record["train"].get(key)
+        f"{label} " + ",".join(f"{task}={value:g}" for task, value in sorted(train[key].items()))
+        for key, label in (("loss_weights", "w0"), ("loss_weight_decay", "gamma")) if train.get(key)
     ]
     return "; ".join(parts) or "equal"
 

@@ -160,3 +160,17 @@ def load_records(runs: Runs) -> list[dict]:
     uses; a failed run (its loss diverged, or its test metric is not finite) is never averaged in: it
     is named on stderr and tables show its seed as missing."""
     return finished_runs(load_all_records(runs), runs)
+
+
+# The wall-clock fields of a record: a run's and each epoch's seconds. Everything else is decided by the
+# code, the data, the configuration and the seed (the same on one machine, interrupted or not).
+EPOCH_TIMING_KEYS = ("train_seconds", "validation_seconds")
+
+
+def without_timings(record: dict) -> dict:
+    """``record`` less its wall-clock fields (:data:`EPOCH_TIMING_KEYS` and ``seconds``): what two runs
+    of one seed on one machine must share exactly, whatever interrupted them."""
+    out = {k: v for k, v in record.items() if k != "seconds"}
+    if "history" in out:
+        out["history"] = [{k: v for k, v in h.items() if k not in EPOCH_TIMING_KEYS} for h in out["history"]]
+    return out

@@ -324,7 +324,7 @@ def study_key(model_name: str, hparams: Mapping[str, Any], cfg, dims: Sequence[D
     """What a study's trials depend on; a journal made under another key is started over."""
     key = {"model": model_name, "hparams": dict(hparams), "train": dataclasses.asdict(cfg),
            "space": [dataclasses.asdict(d) for d in dims], "settings": settings.protocol(),
-           "data": data.protocol_hash, "code": training_code_digest(model_name), "torch": torch.__version__}
+           "data": data.protocol_hash, "code": training_code_digest(model_name, cfg.weighting), "torch": torch.__version__}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -36,6 +36,7 @@ from replication.cli import main
 from replication.config import ConfigError
 from replication.data.synthetic import SyntheticConfig, generate_synthetic
 from replication.io import write_json
+from replication.records import without_timings
 from replication import runfolder
 from replication.runfolder import SeedCheckpoint, lock_path
 from tests.conftest import REPO
@@ -124,9 +125,7 @@ def records_without_seconds(folder: Path) -> dict[str, dict]:
     """Each record of ``folder`` less its wall-clock time, which an interruption changes."""
     out = {}
     for path in sorted(folder.glob("seed_*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        record.pop("seconds")
-        out[path.name] = record
+        out[path.name] = without_timings(json.loads(path.read_text(encoding="utf-8")))
     return out
 
 

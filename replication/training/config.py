@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
 from replication.config import ConfigError, require
+from replication.weighting import weighting_class
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class TrainConfig:
     loss_weights: dict[str, float] = field(default_factory=dict)  # w_k0 per task; missing -> 1
     loss_weight_decay: dict[str, float] = field(default_factory=dict)  # gamma_k per task; missing -> 1
     weight_decay: float = 0.0
+    weighting: str = "static"  # the loss weighting method (replication.weighting); static: PLE Eq. 10's weights
+    weighting_params: dict[str, Any] = field(default_factory=dict)  # the method's own parameters
     eval_batch_size: int = 16384
     device: str = "auto"
     seed_workers: int = 0  # seeds trained at once in separate processes; 0: one per CPU core on CPU, 1 on GPU
@@ -46,6 +49,10 @@ class TrainConfig:
         require(self.ensemble >= 1, where, "ensemble", self.ensemble, "must be >= 1 (1: one seed at a time)")
         require(self.device == "auto" or self.device.split(":")[0] in ("cpu", "cuda", "mps"), where,
                 "device", self.device, "use auto, cpu, cuda, cuda:N or mps")
+        weighting_class(self.weighting).check_params(self.weighting_params)
+        if self.weighting != "static" and (self.loss_weights or self.loss_weight_decay):
+            raise ConfigError(f"{where}: loss_weights and loss_weight_decay are PLE Eq. 10's static weights; with "
+                              f"weighting = {self.weighting!r} leave them empty (or use weighting: static)")
         for task, w in self.loss_weights.items():
             require(w >= 0, where, f"loss_weights.{task}", w, "must be >= 0")
         for task, g in self.loss_weight_decay.items():

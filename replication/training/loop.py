@@ -47,22 +47,23 @@ from replication.training.config import TrainConfig
 from replication.training.evaluation import (
     Selection, evaluate, gate_usage, predict, selection_groups, selection_score, shadow_groups, stopped,
 )
-from replication.training.objective import loss_weight_schedule
 from replication.training.steps import SeedStep, StackedStep
 
 RECORD_FORMAT = 1
 
 
 @functools.lru_cache(maxsize=None)
-def training_code_digest(model_name: str) -> str:
+def training_code_digest(model_name: str, weighting: str) -> str:
     """SHA-256 over the sources that decide a run's numbers: this package (the trainer), the metrics,
-    the seeding, the processed-data loader, every file of the model zoo and the file of the model's
-    class. Read once per process and model (every seed's checkpoint key uses it)."""
-    from replication import metrics, seeding
+    the seeding, the processed-data loader, every file of the model zoo, the file of the model's
+    class, and the loss weighting's interface and method. Read once per process, model and method
+    (every seed's checkpoint key uses it)."""
+    from replication import metrics, seeding, weighting as weightings
     from replication.data import processed
 
     files = {*Path(__file__).parent.glob("*.py"), Path(metrics.__file__), Path(seeding.__file__),
-             Path(processed.__file__),
+             Path(processed.__file__), Path(weightings.__file__), Path(weightings.base.__file__),
+             weightings.weighting_source(weighting),
              *Path(models.__file__).parent.glob("*.py"), Path(inspect.getsourcefile(get_model_class(model_name)))}
     digest = hashlib.sha256()
     for path in sorted(p.resolve() for p in files):
@@ -78,7 +79,7 @@ def seed_checkpoint(root: Path, model_name: str, hparams: Mapping[str, Any], dat
         "model": str(model_name), "hparams": {**model_hparams(model_name), **hparams},
         "train": {k: v for k, v in asdict(cfg).items() if k not in ("seed_workers", "num_threads", "executor")},
         "data_hash": data.protocol_hash, "seed": seed, "device": str(device), "torch": torch.__version__,
-        "code": training_code_digest(model_name), "out": str(Path(out_dir).resolve()), "format": RECORD_FORMAT,
+        "code": training_code_digest(model_name, cfg.weighting), "out": str(Path(out_dir).resolve()), "format": RECORD_FORMAT,
     }
     text = json.dumps(key, sort_keys=True, default=str)
     name = f"seed{seed}" if isinstance(seed, int) else f"seeds{'_'.join(map(str, seed))}"
@@ -100,7 +101,6 @@ def train_seeds(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
     tasks = data.tasks
     step = (step or (StackedStep if cfg.ensemble > 1 else SeedStep))(model_name, hparams, data, cfg, seeds, device)
     shuffles = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
-    w0, gamma = loss_weight_schedule(cfg, tasks, device)
     train, val = data.splits["train"].to(device), data.splits["validation"].to(device)
     groups = [selection_groups(m, tasks, data.schema["main_task"], cfg.selection) for m in step.models]
     shadows = [shadow_groups(mine, tasks) for mine in groups]
@@ -127,20 +127,26 @@ def train_seeds(model_name: str, hparams: Mapping[str, Any], data: Processed, cf
     for epoch in epochs:
         if not alive:
             break
-        weights = w0 * gamma ** (epoch - 1)
+        step.start_epoch(epoch)
         orders = [torch.randperm(train.rows, generator=shuffles[i], device=device) for i in alive]
-        losses = step.run_epoch(train, orders, weights)
+        tick = time.perf_counter()
+        summaries = step.run_epoch(train, orders)
+        tock = time.perf_counter()
         predictions = step.predictions(val)
+        metrics = [evaluate(predictions[row], data.splits["validation"].y_numpy, tasks)
+                   if np.isfinite(summaries[row]["train_loss"]) else None for row in range(len(alive))]
+        # Seconds per seed: seeds stacked in one step share the epoch's time.
+        seconds = {"train_seconds": (tock - tick) / len(alive),
+                   "validation_seconds": (time.perf_counter() - tock) / len(alive)}
         keep = []
         for row, i in enumerate(alive):
-            if not np.isfinite(losses[row]):
-                failures[i] = diverged(model_name, seeds[i], epoch, losses[row])
+            if not np.isfinite(summaries[row]["train_loss"]):
+                failures[i] = diverged(model_name, seeds[i], epoch, summaries[row]["train_loss"])
                 continue
-            metrics = evaluate(predictions[row], data.splits["validation"].y_numpy, tasks)
             for group in groups[i] + shadows[i]:
-                group.update(epoch, metrics, lambda: step.weights_of(row))
-            histories[i].append({"epoch": epoch, "train_loss": losses[row], "validation": metrics})
-            if not (stopped(epoch, groups[i], cfg) or on_epoch is not None and on_epoch(epoch, metrics)):
+                group.update(epoch, metrics[row], lambda: step.weights_of(row))
+            histories[i].append({"epoch": epoch, **summaries[row], "validation": metrics[row], **seconds})
+            if not (stopped(epoch, groups[i], cfg) or on_epoch is not None and on_epoch(epoch, metrics[row])):
                 keep.append(row)
         scores = [selection_score(histories[i][-1]["validation"], tasks) for i in alive if histories[i]]
         if scores:

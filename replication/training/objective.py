@@ -1,5 +1,6 @@
-"""What a training step minimises: PLE's joint loss (Eqs. 8-10) over the tasks' labelled rows, with
-per-task weights that may decay by epoch, under the configured precision; and the optimizer."""
+"""What a training step minimises: the tasks' losses over their labelled rows (PLE Eq. 8's terms,
+combined by the run's loss weighting method, :mod:`replication.weighting`), under the configured
+precision; and the optimizer."""
 
 from __future__ import annotations
 
@@ -20,17 +21,17 @@ LOSS_FOR_TASK_TYPE = {
 PREDICTION_FOR_TASK_TYPE = {"binary": torch.sigmoid, "regression": lambda x: x}
 
 
-def joint_loss(outputs: Mapping[str, torch.Tensor], y: torch.Tensor, tasks, weights: torch.Tensor) -> torch.Tensor:
-    """PLE Eq. 8-10: weighted sum over tasks of each task's loss over its labelled rows only."""
-    total = outputs[tasks[0].name].new_zeros(())
+def task_losses(outputs: Mapping[str, torch.Tensor], y: torch.Tensor, tasks) -> torch.Tensor:
+    """PLE Eq. 8's per-task terms: each task's mean loss over its labelled rows only, as a (tasks,)
+    vector in task order (the run's loss weighting method combines them: :mod:`replication.weighting`)."""
+    losses = []
     for k, task in enumerate(tasks):
         target = y[:, k]
         observed = ~torch.isnan(target)
         target = torch.where(observed, target, torch.zeros_like(target))
         per_row = LOSS_FOR_TASK_TYPE[task.type](outputs[task.name], target)
-        task_loss = (per_row * observed).sum() / observed.sum().clamp(min=1)
-        total = total + weights[k] * task_loss
-    return total
+        losses.append((per_row * observed).sum() / observed.sum().clamp(min=1))
+    return torch.stack(losses)
 
 
 def autocast(precision: str, device: torch.device):
@@ -43,13 +44,6 @@ def autocast(precision: str, device: torch.device):
 def to_predictions(outputs: Mapping[str, torch.Tensor], tasks) -> torch.Tensor:
     """(..., rows, tasks) probabilities (binary tasks) or values (regression tasks)."""
     return torch.stack([PREDICTION_FOR_TASK_TYPE[t.type](outputs[t.name]) for t in tasks], dim=-1)
-
-
-def loss_weight_schedule(cfg: TrainConfig, tasks, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(w_k0, gamma_k) per task (PLE Eqs. 9-10); epoch t's weights are ``w0 * gamma ** (t - 1)``."""
-    w0 = torch.tensor([cfg.loss_weights.get(t.name, 1.0) for t in tasks], device=device)
-    gamma = torch.tensor([cfg.loss_weight_decay.get(t.name, 1.0) for t in tasks], device=device)
-    return w0, gamma
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Adam:

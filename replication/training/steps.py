@@ -35,29 +35,43 @@ from replication.data.processed import Processed, Split
 from replication.seeding import seed_everything
 from replication.training.config import TrainConfig
 from replication.training.evaluation import predict
-from replication.training.objective import autocast, joint_loss, make_optimizer, to_predictions
+from replication.config import ConfigError
+from replication.training.objective import autocast, make_optimizer, task_losses, to_predictions
+from replication.weighting import Weighting, weighting_class
+from replication.weighting.base import weighted_sum
 
 
-def train_epoch(model: torch.nn.Module, step_model: torch.nn.Module, optimizer: torch.optim.Optimizer, train: Split,
-                order: torch.Tensor, tasks, weights: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
+def train_epoch(model: torch.nn.Module, step_model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                weighting: Weighting, train: Split, order: torch.Tensor, tasks,
+                cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over ``train`` in batches of ``cfg.batch_size`` rows taken in ``order``: forward
-    (``step_model``: the model, or its compiled form), PLE's joint loss plus the model's
-    regularization, one Adam step per batch. Returns the loss summed over rows, on the device (no
-    host synchronisation)."""
+    (``step_model``: the model, or its compiled form), the tasks' losses and the model's
+    regularization, the backward pass of the run's loss ``weighting``, one Adam step per batch.
+    Returns the reported loss and each task's loss, summed over rows, on the device (no host
+    synchronisation)."""
     loss_sum = torch.zeros((), device=order.device)
+    task_sum = torch.zeros(len(tasks), device=order.device)
     for start in range(0, train.rows, cfg.batch_size):
         idx = order[start:start + cfg.batch_size]
         with autocast(cfg.precision, order.device):
             out = step_model(train.x_cat[idx], train.x_num[idx])
-            loss = joint_loss(out.outputs, train.y[idx], tasks, weights)
+            losses = task_losses(out.outputs, train.y[idx], tasks)
             penalty = model.regularization()
-            if penalty is not None:
-                loss = loss + penalty
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss = weighting.backward(losses, penalty)
         optimizer.step()
-        loss_sum += loss.detach() * len(idx)
-    return loss_sum
+        weighting.step()
+        loss_sum += loss * len(idx)
+        task_sum += losses.detach() * len(idx)
+    return loss_sum, task_sum
+
+
+def epoch_summary(train_loss: float, task_sum: list[float], rows: int, tasks,
+                  weights: Mapping[str, float]) -> dict[str, Any]:
+    """One seed's training entry of an epoch's history: the reported loss per row, each task's loss
+    per row (from its sum over the ``rows``), and the task weights its loss weighting applied."""
+    return {"train_loss": train_loss, "task_train_loss": {t.name: v / rows for t, v in zip(tasks, task_sum)},
+            "loss_weights": dict(weights)}
 
 
 class SeedStep:
@@ -71,13 +85,20 @@ class SeedStep:
         self.models = [model]
         self.step_model = torch.compile(model) if cfg.compile else model
         self.optimizer = make_optimizer(model.parameters(), cfg)
+        self.weighting = weighting_class(cfg.weighting)(data.tasks, cfg, device, model)
         self.tasks, self.cfg = data.tasks, cfg
 
-    def run_epoch(self, train: Split, orders: list[torch.Tensor], weights: torch.Tensor) -> list[float]:
-        """One pass over ``train`` in ``orders[0]``; the training loss per row."""
-        loss_sum = train_epoch(self.models[0], self.step_model, self.optimizer, train, orders[0], self.tasks, weights,
-                               self.cfg)
-        return [float(loss_sum) / train.rows]  # one host synchronisation per epoch
+    def start_epoch(self, epoch: int) -> None:
+        self.weighting.start_epoch(epoch)
+
+    def run_epoch(self, train: Split, orders: list[torch.Tensor]) -> list[dict[str, Any]]:
+        """One pass over ``train`` in ``orders[0]``; its :func:`epoch_summary`."""
+        loss_sum, task_sum = train_epoch(self.models[0], self.step_model, self.optimizer, self.weighting, train,
+                                         orders[0], self.tasks, self.cfg)
+        task_sum = task_sum.tolist()  # the host synchronisations of the epoch
+        summary = epoch_summary(float(loss_sum) / train.rows, task_sum, train.rows, self.tasks, self.weighting.epoch_weights())
+        self.weighting.end_epoch([v / train.rows for v in task_sum])
+        return [summary]
 
     def predictions(self, split: Split) -> list[np.ndarray]:
         return [predict(self.models[0], split, self.tasks, self.cfg.eval_batch_size)]
@@ -89,11 +110,13 @@ class SeedStep:
         """Nothing to drop: a lone seed that stops ends the loop."""
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.models[0].state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {"model": self.models[0].state_dict(), "optimizer": self.optimizer.state_dict(),
+                "weighting": self.weighting.state_dict()}
 
     def load(self, state: Mapping[str, Any]) -> None:
         self.models[0].load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.weighting.load_state_dict(state["weighting"])
 
 
 
@@ -144,6 +167,11 @@ class StackedStep:
 
     def __init__(self, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
                  seeds: list[int], device: torch.device) -> None:
+        method = weighting_class(cfg.weighting)
+        if not method.stackable:
+            raise ConfigError(f"train.weighting = {cfg.weighting!r} gives each seed its own weights or gradients, "
+                              "which seeds stacked in one step cannot have; set train.ensemble: 1")
+        self.weighting = method(data.tasks, cfg, device, None)
         self.models = []
         for seed in seeds:
             seed_everything(seed)
@@ -157,27 +185,35 @@ class StackedStep:
 
         def loss_of(p, b, x_cat, x_num, y, weights):
             outputs, penalty = functional_call(template, (p, b), (x_cat, x_num))
-            return joint_loss(outputs, y, tasks, weights) + penalty
+            losses = task_losses(outputs, y, tasks)
+            return weighted_sum(losses, weights) + penalty, losses
 
         step_loss = vmap(loss_of, in_dims=(0, 0, 0, 0, 0, None))
         self.step_loss = torch.compile(step_loss) if cfg.compile else step_loss
 
-    def run_epoch(self, train: Split, orders: list[torch.Tensor], weights: torch.Tensor) -> list[float]:
+    def start_epoch(self, epoch: int) -> None:
+        self.weighting.start_epoch(epoch)
+
+    def run_epoch(self, train: Split, orders: list[torch.Tensor]) -> list[dict[str, Any]]:
         """One pass of every stacked seed over ``train``, seed k's batches taken in ``orders[k]``; one
-        Adam step per batch. The training loss per row of each seed."""
+        Adam step per batch. Each seed's :func:`epoch_summary`."""
         orders = torch.stack(orders)
         self.template.train()
         loss_sum = torch.zeros(orders.shape[0], device=orders.device)
+        task_sum = torch.zeros(orders.shape[0], len(self.tasks), device=orders.device)
         for start in range(0, train.rows, self.cfg.batch_size):
             idx = orders[:, start:start + self.cfg.batch_size]
             with autocast(self.cfg.precision, orders.device):
-                losses = self.step_loss(self.stack.params, self.stack.buffers, train.x_cat[idx], train.x_num[idx],
-                                        train.y[idx], weights)
+                totals, losses = self.step_loss(self.stack.params, self.stack.buffers, train.x_cat[idx],
+                                                train.x_num[idx], train.y[idx], self.weighting.batch_weights())
             self.stack.optimizer.zero_grad(set_to_none=True)
-            losses.sum().backward()
+            totals.sum().backward()
             self.stack.optimizer.step()
-            loss_sum += losses.detach() * idx.shape[1]
-        return (loss_sum / train.rows).tolist()  # one host synchronisation per epoch
+            loss_sum += totals.detach() * idx.shape[1]
+            task_sum += losses.detach() * idx.shape[1]
+        weights = self.weighting.epoch_weights()
+        return [epoch_summary(loss, per_task, train.rows, self.tasks, weights)  # the epoch's host synchronisations
+                for loss, per_task in zip((loss_sum / train.rows).tolist(), task_sum.tolist())]
 
     @torch.no_grad()
     def predictions(self, split: Split) -> np.ndarray:
@@ -207,9 +243,10 @@ class StackedStep:
 
     def state(self) -> dict[str, Any]:
         return {"params": {n: p.detach() for n, p in self.stack.params.items()}, "buffers": self.stack.buffers,
-                "optimizer": self.stack.optimizer.state_dict()}
+                "optimizer": self.stack.optimizer.state_dict(), "weighting": self.weighting.state_dict()}
 
     def load(self, state: Mapping[str, Any]) -> None:
         device = next(iter(self.stack.params.values())).device
         self.stack = Stack({n: p.to(device) for n, p in state["params"].items()},
                            {n: b.to(device) for n, b in state["buffers"].items()}, self.cfg, state["optimizer"])
+        self.weighting.load_state_dict(state["weighting"])

@@ -205,7 +205,8 @@ def test_mean_selection_picks_the_best_mean_validation_auc(mmoe_run) -> None:
 def test_history_entries(mmoe_run) -> None:
     record, _ = mmoe_run
     for entry in record["history"]:
-        assert set(entry) == {"epoch", "train_loss", "validation"}
+        assert set(entry) == {"epoch", "train_loss", "task_train_loss", "loss_weights", "validation", "train_seconds",
+                              "validation_seconds"}
         assert np.isfinite(entry["train_loss"]) and entry["train_loss"] > 0
         assert set(entry["validation"]) == set(TASKS)
         for task in TASKS:

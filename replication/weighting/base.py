@@ -109,3 +109,41 @@ class Weighting:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self._weight_sum = state["weight_sum"].to(self.device).clone()
         self._batches = state["batches"]
+
+
+class GradientWeighting(Weighting):
+    """A gradient balancing method: the Jacobian of the task losses with respect to the model's shared
+    parameters (:meth:`models.base.MTLModel.shared_parameters`), shape (tasks, parameters), is combined
+    by the method's aggregator (:meth:`make_aggregator`, a torchjd ``Aggregator``) into their gradient;
+    every other parameter gets the gradient of the plain sum of the losses; the penalty's gradient is
+    added to every parameter. The task weights noted are those the aggregator applied (ones where it
+    has none, or where the model shares nothing)."""
+
+    def __init__(self, tasks, cfg, device, model) -> None:
+        super().__init__(tasks, cfg, device, model)
+        self.shared = [p for p in model.shared_parameters() if p.requires_grad]
+        own = {id(p) for p in self.shared}
+        self.others = [p for p in model.parameters() if p.requires_grad and id(p) not in own]
+        self.aggregator = self.make_aggregator()
+
+    def make_aggregator(self):
+        raise NotImplementedError
+
+    def backward(self, losses: torch.Tensor, penalty: torch.Tensor | None) -> torch.Tensor:
+        """Returns the losses' sum under the applied weights plus the penalty, detached."""
+        from torchjd.autojac import backward as jacobian_backward, jac_to_grad  # only gradient methods need it
+
+        weights = torch.ones_like(losses.detach())
+        if self.shared:
+            jacobian_backward(losses, inputs=self.shared, retain_graph=True)
+            applied = jac_to_grad(self.shared, self.aggregator)
+            if applied is not None:
+                weights = applied.detach().to(losses.dtype)
+        if self.others:
+            torch.autograd.backward(losses.sum(), inputs=self.others, retain_graph=penalty is not None)
+        if penalty is not None and penalty.requires_grad:
+            penalty.backward()
+        self.note_weights(weights)
+        reported = weighted_sum(losses.detach(), weights)
+        return reported if penalty is None else reported + penalty.detach()
+

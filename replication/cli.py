@@ -177,7 +177,15 @@ def _leaderboard(args: argparse.Namespace) -> None:
     from replication.claims import load_settings
     from replication.leaderboard import write_leaderboard
 
-    write_leaderboard(args.runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
+    runs = list(args.runs)
+    for parent in args.runs_each:
+        folders = sorted(d for d in parent.iterdir() if d.is_dir()) if parent.is_dir() else []
+        if not folders:
+            raise ConfigError(f"--runs-each {parent}: no data-set folders under it; train the runs first (dvc repro)")
+        runs += folders
+    if not runs:
+        raise ConfigError("leaderboard needs run folders: give --runs DIR or --runs-each DIR")
+    write_leaderboard(runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
 
 
 def _env(args: argparse.Namespace) -> None:
@@ -260,9 +268,10 @@ def _add_verdict_options(p: argparse.ArgumentParser) -> None:
                    help="parameter file whose `verdicts` section judges the claims (default: params.yaml if present)")
 
 
-def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_help: str) -> None:
+def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_help: str,
+                       runs_required: bool = True) -> None:
     """--runs (repeatable), --out and --reference: the options of a command that tables run records."""
-    p.add_argument("--runs", required=True, action="append", type=Path, help=runs_help)
+    p.add_argument("--runs", required=runs_required, action="append", default=[], type=Path, help=runs_help)
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help=reference_help)
 
@@ -438,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; may mix protocols)",
-                       "model gains, Δm and ranks are measured against")
+                       "model gains, Δm and ranks are measured against", runs_required=False)
+    p.add_argument("--runs-each", action="append", default=[], type=Path,
+                   help="folder of data-set folders (a sweep's: one per correlation), each read as one --runs (repeatable)")
     _add_verdict_options(p)
     p.set_defaults(func=_leaderboard)
 

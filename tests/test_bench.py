@@ -210,14 +210,14 @@ def test_a_row_measured_in_several_processes_takes_the_median_of_medians_and_the
         core.comparison_markdown([ours, peer], TASKS))
 
 
-def test_the_readme_speed_table_is_the_one_bench_csv_gives() -> None:
+def test_the_speed_page_table_is_the_one_bench_csv_gives() -> None:
     import csv
 
     with open(REPO / "benchmarks" / "results" / "bench.csv", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["section"] == "peers"]
     table = core.summary_markdown(rows, TASKS)
     assert table.splitlines()[0].startswith("| model | this project (default) | this project (`profiles.fast`) |")
-    assert table in (REPO / "README.md").read_text(encoding="utf-8")
+    assert table in (REPO / "docs" / "speed.md").read_text(encoding="utf-8")
 
 
 def test_summary_markdown_with_known_numbers() -> None:

@@ -155,6 +155,26 @@ def test_leaderboard_refuses_a_run_given_twice(tmp_path, capsys):
     assert not list(tmp_path.glob("board*"))
 
 
+def test_leaderboard_runs_each_reads_every_data_set_folder_as_runs(tmp_path):
+    """--runs-each DIR: each sub-folder (a sweep's correlation) is one --runs folder, as if listed."""
+    write_runs(tmp_path / "sweep" / "p0.2")
+    write_runs(tmp_path / "sweep" / "p0.5", split_seed=1)
+    listed = ["--runs", str(tmp_path / "sweep" / "p0.2"), "--runs", str(tmp_path / "sweep" / "p0.5")]
+    assert main(["leaderboard", *listed, "--out", str(tmp_path / "listed")]) == 0
+    assert main(["leaderboard", "--runs-each", str(tmp_path / "sweep"), "--out", str(tmp_path / "each")]) == 0
+    assert (tmp_path / "each.md").read_text(encoding="utf-8") == (tmp_path / "listed.md").read_text(encoding="utf-8")
+    assert (tmp_path / "each.md").read_text(encoding="utf-8").count("## Protocol") == 2
+
+
+def test_leaderboard_runs_each_of_an_empty_folder_exits_2_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "sweep").mkdir()
+    assert main(["leaderboard", "--runs-each", str(tmp_path / "sweep"), "--out", str(tmp_path / "board")]) == 2
+    assert "no data-set folders under it" in capsys.readouterr().err
+    assert main(["leaderboard", "--out", str(tmp_path / "board")]) == 2
+    assert "give --runs DIR or --runs-each DIR" in capsys.readouterr().err
+    assert not list(tmp_path.glob("board*"))
+
+
 # --------------------------------------------------------------------------------------------------
 # Protocol hash
 

@@ -18,7 +18,7 @@ state a checkpoint keeps. The loop does everything else (shuffles, selection, st
   floating-point orders do. Their metrics agree in distribution (tested); records say
   ``train.ensemble`` so that one can tell them apart. On a GPU, where a small model's step is
   dominated by kernel launches, this is the main lever: ten seeds cost about one. On a CPU, where the
-  arithmetic dominates, expect little (see README).
+  arithmetic dominates, expect little (docs/speed.md).
 """
 
 from __future__ import annotations

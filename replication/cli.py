@@ -177,15 +177,27 @@ def _leaderboard(args: argparse.Namespace) -> None:
     from replication.claims import load_settings
     from replication.leaderboard import write_leaderboard
 
+    write_leaderboard(_run_folders(args), Path(args.out), reference=args.reference,
+                      settings=load_settings(args.params))
+
+
+def _run_folders(args: argparse.Namespace) -> list[Path]:
+    """The folders of ``--runs``, then every sub-folder of each ``--runs-each`` folder."""
     runs = list(args.runs)
     for parent in args.runs_each:
         folders = sorted(d for d in parent.iterdir() if d.is_dir()) if parent.is_dir() else []
         if not folders:
-            raise ConfigError(f"--runs-each {parent}: no data-set folders under it; train the runs first (dvc repro)")
+            raise ConfigError(f"--runs-each {parent}: no sub-folders of runs under it; train the runs first (dvc repro)")
         runs += folders
     if not runs:
-        raise ConfigError("leaderboard needs run folders: give --runs DIR or --runs-each DIR")
-    write_leaderboard(runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
+        raise ConfigError(f"{args.command} needs run folders: give --runs DIR or --runs-each DIR")
+    return runs
+
+
+def _weighting_table(args: argparse.Namespace) -> None:
+    from replication.weighting_table import write_weighting_table
+
+    write_weighting_table(_run_folders(args), Path(args.out), reference=args.reference)
 
 
 def _env(args: argparse.Namespace) -> None:
@@ -274,6 +286,10 @@ def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_hel
     p.add_argument("--runs", required=runs_required, action="append", default=[], type=Path, help=runs_help)
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help=reference_help)
+
+
+def _add_runs_each(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--runs-each", action="append", default=[], type=Path, help=help_text + " (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -448,10 +464,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; may mix protocols)",
                        "model gains, Δm and ranks are measured against", runs_required=False)
-    p.add_argument("--runs-each", action="append", default=[], type=Path,
-                   help="folder of data-set folders (a sweep's: one per correlation), each read as one --runs (repeatable)")
+    _add_runs_each(p, "folder of data-set folders (a sweep's: one per correlation), each read as one --runs")
     _add_verdict_options(p)
     p.set_defaults(func=_leaderboard)
+
+    p = commands.add_parser("weighting-table", help="every (model, loss weighting) against Single-Task and against "
+                                                    "equal weights, with each method's cost per epoch")
+    _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; one protocol)",
+                       "gains are measured against it and against each model's equal weights", runs_required=False)
+    _add_runs_each(p, "folder of one folder of runs per loss weighting method, each read as one --runs")
+    p.set_defaults(func=_weighting_table)
 
     p = commands.add_parser("env", help="print the environment block stored with every run, as JSON")
     p.add_argument("--device", default="auto", help="device to describe (auto: as training would choose)")

@@ -169,9 +169,9 @@ def test_leaderboard_runs_each_reads_every_data_set_folder_as_runs(tmp_path):
 def test_leaderboard_runs_each_of_an_empty_folder_exits_2_and_writes_nothing(tmp_path, capsys):
     (tmp_path / "sweep").mkdir()
     assert main(["leaderboard", "--runs-each", str(tmp_path / "sweep"), "--out", str(tmp_path / "board")]) == 2
-    assert "no data-set folders under it" in capsys.readouterr().err
+    assert "no sub-folders of runs under it" in capsys.readouterr().err
     assert main(["leaderboard", "--out", str(tmp_path / "board")]) == 2
-    assert "give --runs DIR or --runs-each DIR" in capsys.readouterr().err
+    assert "leaderboard needs run folders: give --runs DIR or --runs-each DIR" in capsys.readouterr().err
     assert not list(tmp_path.glob("board*"))
 
 

@@ -134,6 +134,8 @@ def _compare(args: argparse.Namespace) -> None:
     from replication.training import parse_seeds
 
     name = model_spec(args.model)
+    if args.weighting is not None:  # the entry's loss weighting; not part of the protocol (docs/weighting.md)
+        args.set = [*args.set, f"train.weighting={args.weighting}"]
     params, cfg, hparams = _training_setup(args, name)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(section(params, "seeds")))
     result = compare_model(name, Path(args.data), cfg, hparams, seeds, runs=args.runs, out=args.out,
@@ -450,6 +452,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leaderboard snapshot to compare with when no --runs are given (default: "
                         "results/snapshot/census_income_marital.json, read when the default run folders are absent; "
                         "checked against them when both exist). It holds no predictions: DeLong is skipped")
+    p.add_argument("--weighting", default=None, metavar="METHOD",
+                   help="train your model under this loss weighting method (replication/weighting/; default: "
+                        "params.yaml's train.weighting); the leaderboard shows it in its own column")
     _add_parameter_options(p)
     p.set_defaults(func=_compare)
 

@@ -343,6 +343,23 @@ BROKEN = """
 """
 
 
+def test_compare_trains_a_model_under_another_loss_weighting_in_the_same_protocol(cached, tmp_path, capsys):
+    """--weighting: the entry's method, recorded and shown; the protocol (and so the pairing) unchanged."""
+    out = tmp_path / "out"
+    assert main(compare_argv(cached, f"{REPO / 'examples' / 'my_model.py'}:MyModel", out, "0-1",
+                             "--weighting", "uncertainty")) == 0
+    record = json.loads((out / "runs" / "mymodel" / "seed_0.json").read_text())
+    assert record["train"]["weighting"] == "uncertainty" and loss_weighting(record) == "uncertainty"
+    assert protocol_hash(record) == protocol_hash(json.loads((cached / "runs" / "single_task" / "seed_0.json").read_text()))
+    row = pd.read_csv(out / "leaderboard_row.csv").iloc[0]
+    assert row["model"] == "mymodel" and row["loss_weighting"] == "uncertainty"
+    assert "| mymodel | uncertainty |" in capsys.readouterr().out
+    assert main(compare_argv(cached, f"{REPO / 'examples' / 'my_model.py'}:MyModel", tmp_path / "bad", "0-1",
+                             "--weighting", "nope")) == 2
+    assert "is not a loss weighting method" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize(("result", "message"), [
     ('MTLOutput({"income": z.squeeze(-1), "bogus": z.squeeze(-1)}, {})',
      ["outputs lack task(s) ['marital']", "outputs have key(s) ['bogus'] that are not tasks of the data"]),

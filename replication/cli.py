@@ -143,6 +143,18 @@ def _compare(args: argparse.Namespace) -> None:
     print(result.markdown, end="")
 
 
+def _same_runs(args: argparse.Namespace) -> None:
+    from replication.progress import log
+    from replication.records import run_differences
+
+    differences = run_differences(args.runs, args.other)
+    if differences:
+        shown = "; ".join(differences[:20]) + (f"; and {len(differences) - 20} more" if len(differences) > 20 else "")
+        raise ConfigError(f"{args.runs} and {args.other} differ in {len(differences)} place(s): {shown}")
+    log(f"{args.runs} and {args.other} hold the same runs: every record (timings and places aside) and every "
+        f"test prediction equal")
+
+
 def _snapshot(args: argparse.Namespace) -> None:
     from replication.progress import log
     from replication.snapshot import check_snapshot, write_snapshot
@@ -457,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "params.yaml's train.weighting); the leaderboard shows it in its own column")
     _add_parameter_options(p)
     p.set_defaults(func=_compare)
+
+    p = commands.add_parser("same-runs", help="check that two run folders hold the same runs, number for number "
+                                              "(timings, host and commit aside): a rerun's check")
+    p.add_argument("runs", type=Path, help="folder with one sub-folder of run records per model")
+    p.add_argument("other", type=Path, help="the folder to compare it with")
+    p.set_defaults(func=_same_runs)
 
     p = commands.add_parser("snapshot", help="the reference runs' records without predictions, as one committed "
                                              "file that compare reads on a fresh clone")

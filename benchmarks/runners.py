@@ -23,8 +23,8 @@ from benchmarks.core import (DEEPCTR_TORCH, FIXED_COST_BATCH, PROJECT, TORCH_REC
                              epoch_seconds, feature_specs, peak_rss_mb, rechub_arguments, time_epochs, to_columns)
 from replication.data.processed import Processed, Split
 from replication.metrics import auc
-from replication.training import TrainConfig
-from replication.training.evaluation import Selection, evaluate, stopped
+from replication.training import TrainConfig, train_seed
+from replication.training.evaluation import Selection, evaluate, selection_score, stopped
 from replication.training.steps import SeedStep, StackedStep
 
 
@@ -142,11 +142,36 @@ def make_selector(select: bool, predict: Callable[[str], np.ndarray], data: Proc
 
 def run_project(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int, timed: int,
                 seed: int, select: bool = True) -> dict[str, Any]:
-    trainer = ProjectTrainer(model, hparams, data, cfg, [seed])
-    selector = make_selector(select, lambda split: trainer.predict(data.splits[split]), data, cfg, warmup, timed)
-    seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed, stop=selector.after_epoch)
-    return result(PROJECT, model, data.splits["train"].rows, seconds, sum(p.numel() for p in trainer.model.parameters()),
-                  tensor_mb=trainer.tensor_mb(data), **selector.outcome(data))
+    """This project as ``python -m replication train`` runs it: :func:`replication.training.train_seed`,
+    the one training loop, with its validation after every epoch and its model selection, timed by the
+    loop itself (each epoch's ``train_seconds`` and ``validation_seconds`` in the record's history;
+    epochs ``warmup + 1`` to ``warmup + timed``). The bench's stopping rule, the one every library
+    gets (:class:`SelectOnValidation`: the trainer's patience, never before the timed epochs are
+    done), replaces the loop's own through ``on_epoch``; with ``select`` False it stops right after
+    the timed epochs and reads no test metric. ``tensor_mb``: the data's arrays plus, per parameter,
+    its value, gradient and Adam's two moments in float32."""
+    epochs, tasks = warmup + timed, tuple(data.tasks)
+    scored = tuple(t for t in tasks if t.name == data.schema["main_task"]) if cfg.selection == "main_task" else tasks
+    best = {"score": -np.inf, "epoch": 0}
+
+    def bench_rule(epoch: int, metrics: Mapping[str, Any]) -> bool:
+        score = selection_score(metrics, scored)
+        if score > best["score"]:
+            best.update(score=score, epoch=epoch)
+        return epoch >= epochs and (not select or epoch - best["epoch"] >= cfg.patience)
+
+    lifted = replace(cfg, patience=cfg.max_epochs + 1, max_epochs=cfg.max_epochs if select else epochs)
+    record, _ = train_seed(model, hparams, data, lifted, seed, torch.device("cpu"), show_epochs=False,
+                           on_epoch=bench_rule)
+    history = record["history"][warmup:epochs]
+    arrays = sum(t.numel() * t.element_size() for s in data.splits.values() for t in (s.x_cat, s.x_num, s.y))
+    outcome = {"epochs_trained": record["epochs_run"]}
+    if select:
+        outcome |= {"selected_epoch": record["best_epoch"][data.schema["main_task"]],
+                    "test_auc": {t.name: record["test"][t.name]["auc"] for t in tasks}}
+    return result(PROJECT, model, data.splits["train"].rows, [h["train_seconds"] for h in history],
+                  record["n_parameters"], tensor_mb=(arrays + 16 * record["n_parameters"]) / 2**20,
+                  validation_seconds=[h["validation_seconds"] for h in history], **outcome)
 
 
 def run_project_scaling(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,

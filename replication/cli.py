@@ -134,11 +134,25 @@ def _compare(args: argparse.Namespace) -> None:
     from replication.training import parse_seeds
 
     name = model_spec(args.model)
+    if args.weighting is not None:  # the entry's loss weighting; not part of the protocol (docs/weighting.md)
+        args.set = [*args.set, f"train.weighting={args.weighting}"]
     params, cfg, hparams = _training_setup(args, name)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(section(params, "seeds")))
     result = compare_model(name, Path(args.data), cfg, hparams, seeds, runs=args.runs, out=args.out,
                            snapshot=args.snapshot)
     print(result.markdown, end="")
+
+
+def _same_runs(args: argparse.Namespace) -> None:
+    from replication.progress import log
+    from replication.records import run_differences
+
+    differences = run_differences(args.runs, args.other)
+    if differences:
+        shown = "; ".join(differences[:20]) + (f"; and {len(differences) - 20} more" if len(differences) > 20 else "")
+        raise ConfigError(f"{args.runs} and {args.other} differ in {len(differences)} place(s): {shown}")
+    log(f"{args.runs} and {args.other} hold the same runs: every record (timings and places aside) and every "
+        f"test prediction equal")
 
 
 def _snapshot(args: argparse.Namespace) -> None:
@@ -177,15 +191,27 @@ def _leaderboard(args: argparse.Namespace) -> None:
     from replication.claims import load_settings
     from replication.leaderboard import write_leaderboard
 
+    write_leaderboard(_run_folders(args), Path(args.out), reference=args.reference,
+                      settings=load_settings(args.params))
+
+
+def _run_folders(args: argparse.Namespace) -> list[Path]:
+    """The folders of ``--runs``, then every sub-folder of each ``--runs-each`` folder."""
     runs = list(args.runs)
     for parent in args.runs_each:
         folders = sorted(d for d in parent.iterdir() if d.is_dir()) if parent.is_dir() else []
         if not folders:
-            raise ConfigError(f"--runs-each {parent}: no data-set folders under it; train the runs first (dvc repro)")
+            raise ConfigError(f"--runs-each {parent}: no sub-folders of runs under it; train the runs first (dvc repro)")
         runs += folders
     if not runs:
-        raise ConfigError("leaderboard needs run folders: give --runs DIR or --runs-each DIR")
-    write_leaderboard(runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
+        raise ConfigError(f"{args.command} needs run folders: give --runs DIR or --runs-each DIR")
+    return runs
+
+
+def _weighting_table(args: argparse.Namespace) -> None:
+    from replication.weighting_table import write_weighting_table
+
+    write_weighting_table(_run_folders(args), Path(args.out), reference=args.reference)
 
 
 def _env(args: argparse.Namespace) -> None:
@@ -274,6 +300,10 @@ def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_hel
     p.add_argument("--runs", required=runs_required, action="append", default=[], type=Path, help=runs_help)
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help=reference_help)
+
+
+def _add_runs_each(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--runs-each", action="append", default=[], type=Path, help=help_text + " (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,8 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leaderboard snapshot to compare with when no --runs are given (default: "
                         "results/snapshot/census_income_marital.json, read when the default run folders are absent; "
                         "checked against them when both exist). It holds no predictions: DeLong is skipped")
+    p.add_argument("--weighting", default=None, metavar="METHOD",
+                   help="train your model under this loss weighting method (replication/weighting/; default: "
+                        "params.yaml's train.weighting); the leaderboard shows it in its own column")
     _add_parameter_options(p)
     p.set_defaults(func=_compare)
+
+    p = commands.add_parser("same-runs", help="check that two run folders hold the same runs, number for number "
+                                              "(timings, host and commit aside): a rerun's check")
+    p.add_argument("runs", type=Path, help="folder with one sub-folder of run records per model")
+    p.add_argument("other", type=Path, help="the folder to compare it with")
+    p.set_defaults(func=_same_runs)
 
     p = commands.add_parser("snapshot", help="the reference runs' records without predictions, as one committed "
                                              "file that compare reads on a fresh clone")
@@ -448,10 +487,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; may mix protocols)",
                        "model gains, Δm and ranks are measured against", runs_required=False)
-    p.add_argument("--runs-each", action="append", default=[], type=Path,
-                   help="folder of data-set folders (a sweep's: one per correlation), each read as one --runs (repeatable)")
+    _add_runs_each(p, "folder of data-set folders (a sweep's: one per correlation), each read as one --runs")
     _add_verdict_options(p)
     p.set_defaults(func=_leaderboard)
+
+    p = commands.add_parser("weighting-table", help="every (model, loss weighting) against Single-Task and against "
+                                                    "equal weights, with each method's cost per epoch")
+    _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; one protocol)",
+                       "gains are measured against it and against each model's equal weights", runs_required=False)
+    _add_runs_each(p, "folder of one folder of runs per loss weighting method, each read as one --runs")
+    p.set_defaults(func=_weighting_table)
 
     p = commands.add_parser("env", help="print the environment block stored with every run, as JSON")
     p.add_argument("--device", default="auto", help="device to describe (auto: as training would choose)")

@@ -226,6 +226,25 @@ def test_every_training_stage_depends_on_every_train_key_that_can_change_a_numbe
     assert checked >= 8
 
 
+def test_every_training_stage_depends_on_the_code_of_its_loss_weighting():
+    """A stage that trains under params.yaml's train.weighting depends on that method's file and the
+    interface (what a run's code digest covers, replication.training.loop.training_code_digest); one that
+    sets the method per stage (the weighting grid) depends on the whole package."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    own = {"replication/weighting/__init__.py", "replication/weighting/base.py",
+           f"replication/weighting/{params['train']['weighting']}.py"}
+    checked = 0
+    for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
+        for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
+            if not re.search(r"python -m replication (train|tune) ", stage["cmd"]):
+                continue
+            deps = set(stage["deps"])
+            needed = {"replication/weighting"} if "--set train.weighting=" in stage["cmd"] else own
+            assert needed <= deps, f"{pipeline.relative_to(REPO)} {name}: missing {sorted(needed - deps)}"
+            checked += 1
+    assert checked >= 9
+
+
 def test_every_aggregate_stage_declares_its_json_as_dvc_metrics():
     for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
         for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():

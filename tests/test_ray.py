@@ -33,6 +33,7 @@ import torch
 from replication.cli import main
 from replication.data.synthetic import SyntheticConfig, generate_synthetic
 from replication.executors import MAX_RETRIES
+from replication.records import without_timings
 from tests.conftest import REPO
 
 EPOCHS = 4  # every seed runs exactly this many epochs (patience is as long)
@@ -130,9 +131,8 @@ def records(folder: Path) -> dict[str, dict]:
 
 
 def comparable(record: dict) -> dict:
-    """A record less what may differ between two runs of the same seeds: wall-clock time and the executor."""
-    return {**{k: v for k, v in record.items() if k != "seconds"},
-            "train": {k: v for k, v in record["train"].items() if k != "executor"}}
+    """A record less what may differ between two runs of the same seeds: wall-clock times and the executor."""
+    return {**without_timings(record), "train": {k: v for k, v in record["train"].items() if k != "executor"}}
 
 
 def predictions(folder: Path) -> dict[str, bytes]:

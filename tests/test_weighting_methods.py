@@ -10,7 +10,6 @@ import dataclasses
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize_scalar
@@ -19,12 +18,11 @@ from torchjd.aggregation import MGDA, IMTLG, PCGrad, AlignedMTL, CAGrad
 
 from models.base import TaskSpec
 from replication.config import ConfigError
-from replication.data.processed import Processed, load_processed
-from replication.data.synthetic import SyntheticConfig, generate_synthetic
+from replication.data.processed import Processed
 from replication.records import without_timings
 from replication.training import train_seed
-from replication.training.config import TrainConfig
 from replication.weighting import available_weightings, weighting_class
+from tests.test_weighting import config, data  # noqa: F401 (data: the tiny synthetic fixture)
 
 CPU = torch.device("cpu")
 TASKS = (TaskSpec("task1", "regression"), TaskSpec("task2", "regression"))
@@ -34,20 +32,6 @@ STATEFUL = ["dwa", "famo", "gradnorm", "uncertainty"]
 pytestmark = pytest.mark.usefixtures("one_thread")
 # The conflicting pair of the tests: cos(g_1, g_2) = -1 / sqrt(1.01)
 G1, G2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([-1.0, 0.1], dtype=torch.float64)
-
-
-def config(**overrides) -> TrainConfig:
-    base = dict(max_epochs=3, patience=3, batch_size=256, device="cpu", eval_batch_size=4096, seed_workers=1,
-                num_threads=1)
-    return TrainConfig(**{**base, **overrides})
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> Processed:
-    root = tmp_path_factory.mktemp("weighting_methods")
-    generate_synthetic(SyntheticConfig(correlation=0.5, rows=1500, dim=8, validation_fraction=0.2,
-                                       test_fraction=0.2), root / "data")
-    return load_processed(root / "data")
 
 
 class TwoTasks(nn.Module):

@@ -25,20 +25,22 @@ from typing import Any, Mapping
 import torch
 from torchjd.autojac import jac
 
-from replication.weighting.base import Weighting, weighted_sum
+from replication.weighting.base import GradientWeighting, weighted_sum
 
 
-class GradNorm(Weighting):
+class GradNorm(GradientWeighting):
+    """A gradient method in its parameters (``shared``, ``others``) but with a backward pass of its own."""
+
     defaults = {"alpha": 1.5}
 
     def __init__(self, tasks, cfg, device, model) -> None:
         super().__init__(tasks, cfg, device, model)
-        shared = [p for p in model.shared_parameters() if p.requires_grad]
-        own = {id(p) for p in shared}
-        self.shared, self.others = shared, [p for p in model.parameters() if p.requires_grad and id(p) not in own]
         self.weights = torch.ones(len(self.tasks), device=device, requires_grad=True)
         self.optimizer = torch.optim.Adam([self.weights], lr=cfg.lr)
         self.initial_losses: torch.Tensor | None = None
+
+    def make_aggregator(self) -> None:
+        return None  # the weights' gradients and the shared parameters' are computed in backward
 
     def backward(self, losses: torch.Tensor, penalty: torch.Tensor | None) -> torch.Tensor:
         weights = self.weights.detach().clone()

@@ -3,10 +3,10 @@
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
 #   make reproduce-aliexpress, make reproduce-ali-ccp   the public MTL recommendation data sets, from the files
-#                        params.yaml's aliexpress.raw and ali_ccp.raw name (README, "More data sets")
+#                        params.yaml's aliexpress.raw and ali_ccp.raw name (docs/data.md)
 #   make reproduce-paper the papers' sizes (params.yaml profiles.paper), meant for a GPU; EXECUTOR=ray trains
 #                        on a Ray cluster (RAY_ADDRESS) or on every GPU of this node, SET="KEY=VALUE ..." overrides
-#                        parameters (README, "Running on a cluster")
+#                        parameters (docs/cluster.md)
 #   make bench       install the peer libraries (the `bench` extra), then time this project against them
 # requirements.lock includes Ray (the `distributed` extra): the test suite tests the ray executor.
 PYTHON ?= python3
@@ -37,7 +37,7 @@ reproduce-zoo: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/zoo/dvc.yaml
 
 # AliExpress (one country) and Ali-CCP (pipelines/aliexpress, pipelines/ali_ccp): from the files the user
-# obtained (params.yaml aliexpress.raw, ali_ccp.raw); hours on a CPU (README, "More data sets").
+# obtained (params.yaml aliexpress.raw, ali_ccp.raw); hours on a CPU (docs/data.md).
 reproduce-aliexpress: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/aliexpress/dvc.yaml
 

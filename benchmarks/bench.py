@@ -76,7 +76,7 @@ def run_job(job: Mapping[str, Any]) -> dict[str, Any]:
     """Run one measurement in this process (the subprocess's side of :meth:`Context.measure`)."""
     from benchmarks import runners
     from replication.config import from_mapping
-    from replication.train import TrainConfig
+    from replication.training import TrainConfig
 
     runners.set_up_process(int(job["threads"]))
     cfg = from_mapping(TrainConfig, job["train"], "train")
@@ -338,7 +338,7 @@ def together(ctx: Context) -> SectionResult:
     text = (
         "## Seeds trained together: one batched computation against lone runs\n\n"
         f"Census, the full training split, sizes from `params.yaml`; S seeds of a model as one ensemble "
-        f"(`train.ensemble: S`, `replication/ensemble.py`: the functions `train_ensemble` runs), one process with "
+        f"(`train.ensemble: S`, `replication/training/steps.py`: the trainer's `StackedStep`), one process with "
         f"{args.together_threads} torch thread(s) (the trainer runs its seeds one process per core, one thread each, "
         f"and would run ensembles the same way), the median of {args.timed_epochs} timed epochs after "
         f"{args.warmup_epochs} warm-up epoch(s), validation excluded. S = 1 is a lone run (`train_seed`'s epoch), "
@@ -488,7 +488,7 @@ def machine_description() -> dict[str, Any]:
     from importlib import metadata
 
     from replication.provenance import environment
-    from replication.train import cpu_cores
+    from replication.training.config import cpu_cores
 
     env = environment("cpu")
     cpu = platform.processor() or platform.machine()

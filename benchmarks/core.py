@@ -264,8 +264,20 @@ def comparison_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
                 **{f"test_auc_{task}": auc for task, auc in selected["test_auc"].items()},
                 "selected_epoch": selected.get("selected_epoch"), "epochs_trained": selected["epochs_trained"],
                 "tensor_mb": selected.get("tensor_mb"), "n_parameters": selected["n_parameters"],
+                **validation_cost(group, median),
             })
     return rows
+
+
+def validation_cost(group: Sequence[Mapping[str, Any]], train_seconds: float) -> dict[str, float | None]:
+    """This project's validation pass after each epoch (the loop times it apart from training): the
+    median over processes of each one's median seconds, and its share of a whole epoch (training plus
+    validation). None for the peers, whose validation the bench runs outside their timed epochs."""
+    timed = [r["validation_seconds"] for r in group if r.get("validation_seconds")]
+    if not timed:
+        return {"validation_seconds_per_epoch": None, "validation_share": None}
+    seconds = float(statistics.median([statistics.median(v) for v in timed]))
+    return {"validation_seconds_per_epoch": seconds, "validation_share": seconds / (seconds + train_seconds)}
 
 
 def pooled_seconds(group: Sequence[Mapping[str, Any]]) -> float:
@@ -296,8 +308,8 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str])
     profiles = list(dict.fromkeys([DEFAULT_PROFILE, *profiles]))
     headers = ["model", "library", "s/epoch (median)", "each process's median (s)",
                *("peer / ours" if p == DEFAULT_PROFILE else f"peer / ours ({p})" for p in profiles),
-               *(f"test AUC {t}" for t in tasks), "epochs (selected / run)", "peak RSS (MB)", "tensors (MB)",
-               "parameters", "other jobs (cores, max)"]
+               *(f"test AUC {t}" for t in tasks), "epochs (selected / run)", "validation s/epoch (share)",
+               "peak RSS (MB)", "tensors (MB)", "parameters", "other jobs (cores, max)"]
     cells = []
     for r in rows:
         label = f"{r['library']} {r['version']}".strip()
@@ -309,10 +321,15 @@ def comparison_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str])
             MODELS[r["model"]], label, fmt(r["seconds_per_epoch"], 2),
             ", ".join(f"{float(s):.2f}" for s in r["process_medians"].split(";")),
             *("" if ratio is None else f"{ratio:.2f}x" for ratio in ratios),
-            *(fmt(r.get(f"test_auc_{t}"), 4) for t in tasks), selected,
+            *(fmt(r.get(f"test_auc_{t}"), 4) for t in tasks), selected, validation_cell(r),
             fmt(r["peak_rss_mb"], 0), fmt(r["tensor_mb"], 1), f"{r['n_parameters']:,}", fmt(r.get("others_cores"), 2),
         ])
     return markdown_table(headers, cells)
+
+
+def validation_cell(row: Mapping[str, Any]) -> str:
+    seconds, share = row.get("validation_seconds_per_epoch"), row.get("validation_share")
+    return "" if seconds in (None, "") else f"{float(seconds):.2f} ({100 * float(share):.0f}%)"
 
 
 def summary_markdown(rows: Sequence[Mapping[str, Any]], tasks: Sequence[str]) -> str:

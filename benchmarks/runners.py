@@ -21,19 +21,17 @@ import torch
 
 from benchmarks.core import (DEEPCTR_TORCH, FIXED_COST_BATCH, PROJECT, TORCH_RECHUB, check_labels, deepctr_arguments,
                              epoch_seconds, feature_specs, peak_rss_mb, rechub_arguments, time_epochs, to_columns)
-from models import create_model
 from replication.data.processed import Processed, Split
 from replication.metrics import auc
-from replication.seeding import seed_everything
-from replication.train import (
-    Selection, TrainConfig, evaluate, loss_weight_schedule, make_optimizer, predict, stopped, train_epoch,
-)
+from replication.training import TrainConfig, train_seed
+from replication.training.evaluation import Selection, evaluate, selection_score, stopped
+from replication.training.steps import SeedStep, StackedStep
 
 
 def set_up_process(threads: int) -> None:
-    """The process set-up of ``replication.train`` (torch threads, denormals flushed to zero),
-    applied to every library alike."""
-    from replication.train import _set_up_process
+    """The trainer's process set-up (torch threads, denormals flushed to zero), applied to every
+    library alike."""
+    from replication.training.units import _set_up_process
 
     _set_up_process(threads)
 
@@ -54,41 +52,42 @@ def result(library: str, model: str, rows: int, seconds: list[float], n_paramete
 
 
 class ProjectTrainer:
-    """``replication.train.train_seed``'s set-up and its epoch (``replication.train.train_epoch``,
-    the function the trainer calls), without the validation, model selection and checkpoints that
-    follow each epoch there (no library's validation pass is timed). ``tests/test_bench.py`` checks
-    that it reproduces ``train_seed``'s training losses and test predictions exactly."""
+    """The trainer's own step (:mod:`replication.training.steps`: a ``SeedStep``, or a
+    ``StackedStep`` for several seeds) with the loop's shuffles and loss weighting, epoch after epoch,
+    without the validation, model selection and checkpoints that follow each epoch in
+    :func:`replication.training.train_seeds` (no library's validation pass is timed).
+    ``tests/test_bench.py`` checks that it reproduces ``train_seed``'s training losses and test
+    predictions exactly."""
 
-    def __init__(self, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, seed: int,
-                 device: torch.device = torch.device("cpu")) -> None:
+    def __init__(self, model_name: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig,
+                 seeds: list[int], device: torch.device = torch.device("cpu")) -> None:
         self.tasks = data.tasks
         self.cfg = cfg
-        seed_everything(seed)
-        self.model = create_model(model_name, data.schema, **hparams).to(device)
-        self.optimizer = make_optimizer(self.model.parameters(), cfg)
-        self.shuffle = torch.Generator(device=device).manual_seed(seed)
-        self.w0, self.gamma = loss_weight_schedule(cfg, self.tasks, device)
+        step = StackedStep if len(seeds) > 1 else SeedStep
+        self.step = step(model_name, hparams, data, replace(cfg, ensemble=len(seeds)), seeds, device)
+        self.model = self.step.models[0]
+        self.shuffles = [torch.Generator(device=device).manual_seed(seed) for seed in seeds]
         self.train = data.splits["train"].to(device)
         self.device = device
         self.epochs_run = 0
 
     def run_epoch(self) -> float:
-        """One epoch over the training split; returns its mean training loss."""
+        """One epoch over the training split; returns its mean training loss (over the seeds)."""
         epoch = self.epochs_run + 1
-        weights = self.w0 * self.gamma ** (epoch - 1)
-        order = torch.randperm(self.train.rows, generator=self.shuffle, device=self.device)
-        loss_sum = train_epoch(self.model, self.model, self.optimizer, self.train, order, self.tasks, weights, self.cfg)
+        orders = [torch.randperm(self.train.rows, generator=g, device=self.device) for g in self.shuffles]
+        self.step.start_epoch(epoch)
+        summaries = self.step.run_epoch(self.train, orders)
         self.epochs_run = epoch
-        return float(loss_sum) / self.train.rows
+        return float(np.mean([s["train_loss"] for s in summaries]))
 
     def predict(self, split: Split) -> np.ndarray:
-        return predict(self.model, split.to(self.device), self.tasks, self.cfg.eval_batch_size)
+        return self.step.predictions(split.to(self.device))[0]
 
     def tensor_mb(self, data: Processed) -> float:
         """MiB held in tensors: every split of the data, the parameters, their gradients and Adam's state."""
         tensors = [t for s in data.splits.values() for t in (s.x_cat, s.x_num, s.y)]
         tensors += [p for p in self.model.parameters()] + [p.grad for p in self.model.parameters() if p.grad is not None]
-        tensors += [v for state in self.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
+        tensors += [v for state in self.step.optimizer.state.values() for v in state.values() if torch.is_tensor(v)]
         return sum(t.numel() * t.element_size() for t in tensors) / 2**20
 
 
@@ -143,17 +142,42 @@ def make_selector(select: bool, predict: Callable[[str], np.ndarray], data: Proc
 
 def run_project(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int, timed: int,
                 seed: int, select: bool = True) -> dict[str, Any]:
-    trainer = ProjectTrainer(model, hparams, data, cfg, seed)
-    selector = make_selector(select, lambda split: trainer.predict(data.splits[split]), data, cfg, warmup, timed)
-    seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed, stop=selector.after_epoch)
-    return result(PROJECT, model, data.splits["train"].rows, seconds, sum(p.numel() for p in trainer.model.parameters()),
-                  tensor_mb=trainer.tensor_mb(data), **selector.outcome(data))
+    """This project as ``python -m replication train`` runs it: :func:`replication.training.train_seed`,
+    the one training loop, with its validation after every epoch and its model selection, timed by the
+    loop itself (each epoch's ``train_seconds`` and ``validation_seconds`` in the record's history;
+    epochs ``warmup + 1`` to ``warmup + timed``). The bench's stopping rule, the one every library
+    gets (:class:`SelectOnValidation`: the trainer's patience, never before the timed epochs are
+    done), replaces the loop's own through ``on_epoch``; with ``select`` False it stops right after
+    the timed epochs and reads no test metric. ``tensor_mb``: the data's arrays plus, per parameter,
+    its value, gradient and Adam's two moments in float32."""
+    epochs, tasks = warmup + timed, tuple(data.tasks)
+    scored = tuple(t for t in tasks if t.name == data.schema["main_task"]) if cfg.selection == "main_task" else tasks
+    best = {"score": -np.inf, "epoch": 0}
+
+    def bench_rule(epoch: int, metrics: Mapping[str, Any]) -> bool:
+        score = selection_score(metrics, scored)
+        if score > best["score"]:
+            best.update(score=score, epoch=epoch)
+        return epoch >= epochs and (not select or epoch - best["epoch"] >= cfg.patience)
+
+    lifted = replace(cfg, patience=cfg.max_epochs + 1, max_epochs=cfg.max_epochs if select else epochs)
+    record, _ = train_seed(model, hparams, data, lifted, seed, torch.device("cpu"), show_epochs=False,
+                           on_epoch=bench_rule)
+    history = record["history"][warmup:epochs]
+    arrays = sum(t.numel() * t.element_size() for s in data.splits.values() for t in (s.x_cat, s.x_num, s.y))
+    outcome = {"epochs_trained": record["epochs_run"]}
+    if select:
+        outcome |= {"selected_epoch": record["best_epoch"][data.schema["main_task"]],
+                    "test_auc": {t.name: record["test"][t.name]["auc"] for t in tasks}}
+    return result(PROJECT, model, data.splits["train"].rows, [h["train_seconds"] for h in history],
+                  record["n_parameters"], tensor_mb=(arrays + 16 * record["n_parameters"]) / 2**20,
+                  validation_seconds=[h["validation_seconds"] for h in history], **outcome)
 
 
 def run_project_scaling(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
                         timed: int, seed: int, label: str) -> dict[str, Any]:
     """Epoch times only (no test metrics): the scaling section."""
-    trainer = ProjectTrainer(model, hparams, data, cfg, seed)
+    trainer = ProjectTrainer(model, hparams, data, cfg, [seed])
     seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
     out = result(PROJECT, model, data.splits["train"].rows, seconds,
                  sum(p.numel() for p in trainer.model.parameters()), tensor_mb=trainer.tensor_mb(data), data=label)
@@ -163,31 +187,18 @@ def run_project_scaling(model: str, hparams: Mapping[str, Any], data: Processed,
 
 def run_project_together(model: str, hparams: Mapping[str, Any], data: Processed, cfg: TrainConfig, warmup: int,
                          timed: int, seed: int, together: int) -> dict[str, Any]:
-    """Epoch times of ``together`` seeds trained as one ensemble (``replication.ensemble``: the
-    functions ``train_ensemble`` runs), or of one lone run when ``together`` is 1; a lone run also
+    """Epoch times of ``together`` seeds trained as one ensemble (the trainer's ``StackedStep``,
+    :mod:`replication.training.steps`), or of one lone run when ``together`` is 1; a lone run also
     measures its fixed cost per epoch (:func:`fixed_cost_seconds`)."""
-    from replication.ensemble import build_ensemble, ensemble_epoch
-
     if together == 1:
-        trainer = ProjectTrainer(model, hparams, data, cfg, seed)
+        trainer = ProjectTrainer(model, hparams, data, cfg, [seed])
         seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
         n_parameters = sum(p.numel() for p in trainer.model.parameters())
         return result(PROJECT, model, data.splits["train"].rows, seconds, n_parameters, together=1,
                       fixed_seconds=fixed_cost_seconds(model, hparams, data, cfg, warmup, timed, seed))
-    cfg = replace(cfg, ensemble=together)
-    seeds, device = list(range(seed, seed + together)), torch.device("cpu")
-    models, template, stack, step_loss = build_ensemble(model, hparams, data, cfg, seeds, device)
-    shuffles = [torch.Generator(device=device).manual_seed(s) for s in seeds]
-    train = data.splits["train"]
-    w0, gamma = loss_weight_schedule(cfg, data.tasks, device)
-    template.train()
-
-    def epoch(k: int) -> None:
-        orders = torch.stack([torch.randperm(train.rows, generator=g, device=device) for g in shuffles])
-        ensemble_epoch(step_loss, stack, train, orders, w0 * gamma ** k, cfg)
-
-    seconds = time_epochs(epoch, warmup, timed)
-    n_parameters = sum(p.numel() for p in models[0].parameters())
+    trainer = ProjectTrainer(model, hparams, data, cfg, list(range(seed, seed + together)))
+    seconds = time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
+    n_parameters = sum(p.numel() for p in trainer.model.parameters())
     return result(PROJECT, model, data.splits["train"].rows, seconds, n_parameters, together=together)
 
 
@@ -200,7 +211,7 @@ def fixed_cost_seconds(model: str, hparams: Mapping[str, Any], data: Processed, 
     every seed still pays (:func:`benchmarks.core.together_rows`' bound)."""
     steps = -(-data.splits["train"].rows // cfg.batch_size)
     few = Processed(data.schema, {**data.splits, "train": data.splits["train"].head(steps * FIXED_COST_BATCH)})
-    trainer = ProjectTrainer(model, hparams, few, replace(cfg, batch_size=FIXED_COST_BATCH), seed)
+    trainer = ProjectTrainer(model, hparams, few, replace(cfg, batch_size=FIXED_COST_BATCH), [seed])
     return time_epochs(lambda _: trainer.run_epoch(), warmup, timed)
 
 

@@ -114,6 +114,19 @@ class MTLModel(nn.Module):
         are ``level{j}/{name}`` in multi-level models. Empty for ungated models."""
         return {}
 
+    def task_modules(self) -> dict[str, list[nn.Module]]:
+        """For each task, the modules whose parameters only that task's loss depends on. Gradient
+        balancing methods (:mod:`replication.weighting`) combine the tasks' gradients of every other
+        parameter, :meth:`shared_parameters`. Default: each task's tower; a model with more
+        task-specific parts declares them (declaring too few is safe, only slower: a parameter only
+        one task uses then gets that task's gradient through the method's combination)."""
+        return {t: [self.towers[t]] for t in self.task_names}
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters of no task's :meth:`task_modules`: those several tasks' losses depend on."""
+        own = {id(p) for modules in self.task_modules().values() for m in modules for p in m.parameters()}
+        return [p for p in self.parameters() if id(p) not in own]
+
     def regularization(self) -> torch.Tensor | None:
         """An extra term the trainer adds to the joint loss, or None (most models). Models whose tasks
         are tied through the loss rather than through shared parameters (L2-Constrained) return it."""

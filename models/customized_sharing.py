@@ -35,6 +35,9 @@ class CustomizedSharing(MTLModel):
         in_dim = self.shared_bottom.out_dim + self.task_bottoms[self.task_names[0]].out_dim
         self.towers = self.make_towers(in_dim, tower_units)
 
+    def task_modules(self):
+        return {t: [self.task_bottoms[t], self.towers[t]] for t in self.task_names}
+
     def extract(self, x_cat, x_num):
         x = self.embedding(x_cat, x_num)
         shared = self.shared_bottom(x)

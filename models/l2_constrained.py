@@ -61,6 +61,10 @@ class L2Constrained(MTLModel):
         self.bottoms = nn.ModuleDict({t: MLP(self.input_dim, tuple(bottom_units)) for t in self.task_names})
         self.towers = self.make_towers(self.bottoms[self.task_names[0]].out_dim, tower_units)
 
+    def task_modules(self):
+        """Every parameter belongs to one task's network: the tasks meet only in the penalty."""
+        return {t: [self.embeddings[t], self.bottoms[t], self.towers[t]] for t in self.task_names}
+
     def constrained_parameters(self, task: str) -> list[nn.Parameter]:
         """theta_k: task ``task``'s embedding and bottom parameters, in the same order for every task."""
         return [*self.embeddings[task].parameters(), *self.bottoms[task].parameters()]

@@ -32,6 +32,9 @@ class MMoE(MTLModel):
         self.gates = nn.ModuleDict({t: Gate(self.input_dim, n_experts) for t in self.task_names})
         self.towers = self.make_towers(self.experts.out_dim, tower_units)
 
+    def task_modules(self):
+        return {t: [self.gates[t], self.towers[t]] for t in self.task_names}
+
     def gate_experts(self):
         return {t: expert_labels(SHARED, self.experts.n_experts) for t in self.task_names}
 

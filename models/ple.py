@@ -114,6 +114,12 @@ class PLE(MTLModel):
         self.levels = nn.ModuleList(levels)
         self.towers = self.make_towers(in_dim, tower_units)
 
+    def task_modules(self):
+        """Each task's tower, and its experts and gate in the last level (whose outputs reach no other
+        task: the last level has no shared gate); lower levels' task experts feed the shared gate."""
+        last = self.levels[-1]
+        return {t: [last.task_experts[t], last.task_gates[t], self.towers[t]] for t in self.task_names}
+
     def gate_experts(self):
         return {f"level{j}/{name}": labels for j, level in enumerate(self.levels, start=1)
                 for name, labels in level.gate_experts().items()}

@@ -33,6 +33,9 @@ class SingleTask(MTLModel):
         self.bottoms = nn.ModuleDict({t: MLP(self.input_dim, tuple(bottom_units)) for t in self.task_names})
         self.towers = self.make_towers(self.bottoms[self.task_names[0]].out_dim, tower_units)
 
+    def task_modules(self):
+        return {t: [self.embeddings[t], self.bottoms[t], self.towers[t]] for t in self.task_names}
+
     def extract(self, x_cat, x_num):
         reps = {t: self.bottoms[t](self.embeddings[t](x_cat, x_num)) for t in self.task_names}
         return reps, {}

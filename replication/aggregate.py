@@ -7,6 +7,7 @@ The papers' printed numbers come only from ``paper_values.yaml`` and sit in colu
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -188,8 +189,24 @@ def aggregate(runs: Path | Sequence[Path], out: Path, reference: str = "single_t
         summary[["delong_seeds", "delong_significant_seeds"]].fillna(0).astype(int))
     table = attach_paper(summary, protocol["task_group"])
     write_together({out.with_suffix(".csv"): table.to_csv(index=False, float_format="%.6g"),
-                    out.with_suffix(".md"): to_markdown(table, protocol, reference, failed_runs(everything))})
+                    out.with_suffix(".md"): to_markdown(table, protocol, reference, failed_runs(everything)),
+                    out.with_suffix(".json"): metrics_json(table)})
     return table
+
+
+def metrics_json(table: pd.DataFrame) -> str:
+    """The table's test metrics as DVC metrics (``dvc metrics show/diff``, ``dvc exp show``):
+    ``{model: {task: {metric: mean, "std": ..., "seeds": n, "mtl_gain": ...}}}``, at the CSV's
+    precision (6 significant digits), so that a diff shows changes of the results, not of rounding."""
+    def number(value) -> float | None:
+        return None if pd.isna(value) else float(f"{value:.6g}")
+
+    out: dict[str, dict[str, dict[str, float | int | None]]] = {}
+    for row in table.to_dict("records"):
+        out.setdefault(str(row["model"]), {})[row["task"]] = {
+            row["metric"]: number(row["mean"]), "std": number(row["std"]), "seeds": int(row["n_seeds"]),
+            "mtl_gain": number(row["mtl_gain"])}
+    return json.dumps(out, indent=2, sort_keys=True) + "\n"
 
 
 def write_stats(runs: Path | Sequence[Path], out_dir: Path, references: Sequence[str] = ("single_task",)) -> dict[str, pd.DataFrame]:

@@ -6,7 +6,7 @@ runs of the models already trained (which are read, never retrained).
 data folder, the output folder, the cached runs, their protocol (it must equal the protocol hash the
 new runs will have, :func:`replication.protocol.protocol_hash`) and the model's contract on the real
 data (:func:`replication.contract.check_contract`). Then the model is trained over the seeds with
-:func:`replication.train.train_model`, into ``OUT/runs/<name>/``, and ``OUT`` gets its leaderboard row
+:func:`replication.runner.train_model`, into ``OUT/runs/<name>/``, and ``OUT`` gets its leaderboard row
 (``leaderboard_row.csv``), its comparison with every cached model (``comparisons.csv``: gain per task
 paired by seed, paired t-test, Holm over that family, unpaired seeds, DeLong per seed) and ``summary.md``.
 
@@ -20,7 +20,6 @@ given as ``PATH.py:Class`` has its file, class and the file's SHA-256 added to e
 from __future__ import annotations
 
 import importlib.util
-import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -34,7 +33,7 @@ from replication.compare import ALPHA, delong_by_seed, delong_summary
 from replication.config import ConfigError
 from replication.data.processed import Processed, load_processed
 from replication.data.validate import check_processed
-from replication.io import sha256_file, write_json, write_together
+from replication.io import sha256_file, write_together
 from replication.leaderboard import (
     REFERENCE, by_protocol, compare_with_every_model, markdown_table, protocol_header, protocol_rows,
     reference_entry, tasks_of, unpaired_notes,
@@ -44,7 +43,8 @@ from replication.progress import log
 from replication.protocol import loss_weighting, protocol_differences, protocol_hash
 from replication.records import finished_runs, load_records
 from replication.snapshot import DEFAULT_SNAPSHOT, check_snapshot, load_snapshot, snapshot_runs
-from replication.train import RECORD_FORMAT, TrainConfig, record_path, train_model
+from replication.runner import train_model
+from replication.training import RECORD_FORMAT, TrainConfig
 
 DEFAULT_DATA = Path("data/processed/census_income_marital")
 DEFAULT_RUNS = (Path("results/runs/census_income_marital"), Path("results/runs/census_income_marital_zoo"))
@@ -62,7 +62,7 @@ class ComparisonResult:
 
 
 def planned_record(data: Processed, cfg: TrainConfig) -> dict[str, Any]:
-    """The protocol fields a run of ``cfg`` on ``data`` will record (as :func:`replication.train.train_seed`
+    """The protocol fields a run of ``cfg`` on ``data`` will record (as :func:`replication.training.train_seed`
     writes them), so that its protocol hash is known before training."""
     return {
         "format": RECORD_FORMAT, "dataset": data.schema["dataset"], "task_group": data.schema["task_group"],
@@ -129,14 +129,6 @@ def model_source(spec: ModelSpec) -> dict[str, str]:
     return {"file": str(path), "class": class_name, "sha256": sha256_file(path)}
 
 
-def record_model_source(source: Mapping[str, str], run_dir: Path, seeds: Sequence[int]) -> None:
-    """Add ``model_source`` (:func:`model_source`) to each seed's record in ``run_dir``, rewriting it
-    atomically (the training code writes the records; this names the model's code in them)."""
-    for seed in seeds:
-        path = record_path(Path(run_dir), seed)
-        write_json(path, json.loads(path.read_text(encoding="utf-8")) | {"model_source": dict(source)})
-
-
 def _check_protocol(planned: dict, cached: list[dict], name: str) -> None:
     """The cached runs must all have the protocol hash the new runs will have."""
     digest = protocol_hash(planned)
@@ -179,14 +171,13 @@ def compare_model(name: str, data_dir: Path, cfg: TrainConfig, hparams: Mapping[
     started = time.perf_counter()
     existed = out.exists()
     try:
-        records = train_model(name, hparams, data, cfg, seeds, out / "runs" / name)  # checks the contract first
+        records = train_model(name, hparams, data, cfg, seeds, out / "runs" / name,  # checks the contract first
+                              record_fields={} if source is None else {"model_source": source})
         failed = [r for r in records if r["status"] != "ok"]
         if failed:
             raise ModelError("; ".join(f"{name} seed {r['seed']}: {r['failure']['reason']} in epoch {r['failure']['epoch']}"
                                        for r in failed) + "; nothing was written. Lower train.lr (--set train.lr=...) "
                              "or check the model for operations that overflow")
-        if source is not None:
-            record_model_source(source, out / "runs" / name, seeds)
     except BaseException:
         shutil.rmtree(out / "runs" if existed else out, ignore_errors=True)  # out was empty: leave no half set of runs
         raise

@@ -40,7 +40,7 @@ def _prepare(args: argparse.Namespace) -> None:
 def _synth(args: argparse.Namespace) -> None:
     from replication.data.synthetic import SyntheticConfig, generate_replicates
     from replication.progress import log
-    from replication.train import parse_seeds
+    from replication.training import parse_seeds
 
     cfg = from_mapping(SyntheticConfig, {
         "correlation": args.correlation, "rows": args.n, "dim": args.dim, "scale": args.scale,
@@ -77,7 +77,7 @@ def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[st
 def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """params.yaml with ``--profile`` and ``--set`` applied, its train section as a TrainConfig, and
     ``model``'s hyperparameters (model_common, then the model's own section)."""
-    from replication.train import TrainConfig
+    from replication.training import TrainConfig
 
     params = load_params(args.params)
     if args.profile:
@@ -91,37 +91,68 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
 
 def _train(args: argparse.Namespace) -> None:
     from models.registry import ModelSpec, model_spec
-    from replication.byom import model_source, record_model_source
+    from replication.byom import model_source
     from replication.data.processed import load_data
     from replication.data.validate import check_processed
-    from replication.train import parse_seeds, train_model
+    from replication.runner import train_model
+    from replication.training import parse_seeds
+    from replication.tuning import read_tuned
 
     # A model of one's own (FILE.py:Class) is recorded under its stable name, as `compare` does.
     model = model_spec(args.model) if ":" in args.model else args.model
     params, cfg, hparams = _training_setup(args, model)
     if args.executor is not None:
         cfg = dataclasses.replace(cfg, executor=args.executor)
+    fields: dict[str, Any] = {}
+    if isinstance(model, ModelSpec):
+        fields["model_source"] = model_source(model)  # the code as imported
+    if args.tuned is not None:
+        cfg, hparams, fields["tuning"] = read_tuned(args.tuned, str(model), cfg, hparams)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(params.get("seeds", "0-9")))
     check_processed(args.data)
-    source = model_source(model) if isinstance(model, ModelSpec) else None  # the code as imported
     train_model(model, hparams, load_data(args.data), cfg, seeds, Path(args.out),
                 checkpoints=None if args.no_checkpoints else args.checkpoints,
-                checkpoint_seconds=args.checkpoint_seconds)
-    if source is not None:
-        record_model_source(source, Path(args.out), seeds)
+                checkpoint_seconds=args.checkpoint_seconds, record_fields=fields)
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from replication.data.processed import load_data
+    from replication.data.validate import check_processed
+    from replication.tuning import load_settings, tune_model
+
+    params, cfg, hparams = _training_setup(args, args.model)
+    if args.executor is not None:
+        cfg = dataclasses.replace(cfg, executor=args.executor)
+    settings = load_settings(params)
+    check_processed(args.data)
+    tune_model(args.model, hparams, cfg, load_data(args.data), settings, Path(args.space), Path(args.out))
 
 
 def _compare(args: argparse.Namespace) -> None:
     from models.registry import model_spec
     from replication.byom import compare_model
-    from replication.train import parse_seeds
+    from replication.training import parse_seeds
 
     name = model_spec(args.model)
+    if args.weighting is not None:  # the entry's loss weighting; not part of the protocol (docs/weighting.md)
+        args.set = [*args.set, f"train.weighting={args.weighting}"]
     params, cfg, hparams = _training_setup(args, name)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(section(params, "seeds")))
     result = compare_model(name, Path(args.data), cfg, hparams, seeds, runs=args.runs, out=args.out,
                            snapshot=args.snapshot)
     print(result.markdown, end="")
+
+
+def _same_runs(args: argparse.Namespace) -> None:
+    from replication.progress import log
+    from replication.records import run_differences
+
+    differences = run_differences(args.runs, args.other)
+    if differences:
+        shown = "; ".join(differences[:20]) + (f"; and {len(differences) - 20} more" if len(differences) > 20 else "")
+        raise ConfigError(f"{args.runs} and {args.other} differ in {len(differences)} place(s): {shown}")
+    log(f"{args.runs} and {args.other} hold the same runs: every record (timings and places aside) and every "
+        f"test prediction equal")
 
 
 def _snapshot(args: argparse.Namespace) -> None:
@@ -149,18 +180,45 @@ def _one_writer(command):
 
 
 @_one_writer
+def _tuning_report(args: argparse.Namespace) -> None:
+    from replication.tuning import load_settings, write_tuning_report
+
+    write_tuning_report(args.tuning, load_settings(load_params(args.params)), Path(args.out))
+
+
+@_one_writer
 def _leaderboard(args: argparse.Namespace) -> None:
     from replication.claims import load_settings
     from replication.leaderboard import write_leaderboard
 
-    write_leaderboard(args.runs, Path(args.out), reference=args.reference, settings=load_settings(args.params))
+    write_leaderboard(_run_folders(args), Path(args.out), reference=args.reference,
+                      settings=load_settings(args.params))
+
+
+def _run_folders(args: argparse.Namespace) -> list[Path]:
+    """The folders of ``--runs``, then every sub-folder of each ``--runs-each`` folder."""
+    runs = list(args.runs)
+    for parent in args.runs_each:
+        folders = sorted(d for d in parent.iterdir() if d.is_dir()) if parent.is_dir() else []
+        if not folders:
+            raise ConfigError(f"--runs-each {parent}: no sub-folders of runs under it; train the runs first (dvc repro)")
+        runs += folders
+    if not runs:
+        raise ConfigError(f"{args.command} needs run folders: give --runs DIR or --runs-each DIR")
+    return runs
+
+
+def _weighting_table(args: argparse.Namespace) -> None:
+    from replication.weighting_table import write_weighting_table
+
+    write_weighting_table(_run_folders(args), Path(args.out), reference=args.reference)
 
 
 def _env(args: argparse.Namespace) -> None:
     import json
 
     from replication.provenance import environment
-    from replication.train import resolve_device
+    from replication.training import resolve_device
 
     print(json.dumps(environment(str(resolve_device(args.device))), indent=2, sort_keys=True))
 
@@ -236,11 +294,16 @@ def _add_verdict_options(p: argparse.ArgumentParser) -> None:
                    help="parameter file whose `verdicts` section judges the claims (default: params.yaml if present)")
 
 
-def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_help: str) -> None:
+def _add_table_options(p: argparse.ArgumentParser, runs_help: str, reference_help: str,
+                       runs_required: bool = True) -> None:
     """--runs (repeatable), --out and --reference: the options of a command that tables run records."""
-    p.add_argument("--runs", required=True, action="append", type=Path, help=runs_help)
+    p.add_argument("--runs", required=runs_required, action="append", default=[], type=Path, help=runs_help)
     p.add_argument("--out", required=True, help="output path without extension (.csv and .md are written)")
     p.add_argument("--reference", default="single_task", help=reference_help)
+
+
+def _add_runs_each(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--runs-each", action="append", default=[], type=Path, help=help_text + " (repeatable)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,8 +370,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where the seeds train: local (this machine's processes) or ray (one Ray task per seed, on the "
                         "cluster at $RAY_ADDRESS, else on a Ray instance started here); default: params.yaml's "
                         "train.executor")
+    p.add_argument("--tuned", type=Path, default=None,
+                   help="a tuned configuration (best.yaml of `tune`) set over params.yaml; its records name the search")
     _add_parameter_options(p)
     p.set_defaults(func=_train)
+
+    p = commands.add_parser("tune", help="search one model's hyperparameters on validation (equal budgets; issue 19)")
+    p.add_argument("--data", required=True, help="processed data folder (its test split is never read)")
+    p.add_argument("--model", required=True, help="registered model name (see `models`)")
+    p.add_argument("--space", default="search_spaces.yaml", help="search space file (default: search_spaces.yaml)")
+    p.add_argument("--out", required=True,
+                   help="folder for the study journal, the trials table and the best configurations; a killed "
+                        "search run again resumes from its journal")
+    p.add_argument("--executor", choices=["local", "ray"], default=None,
+                   help="where the trials train (default: params.yaml's train.executor)")
+    _add_parameter_options(p)
+    p.set_defaults(func=_tune)
+
+    p = commands.add_parser("tuning-report", help="the searches' budget-sensitivity figure, cost and chosen configurations")
+    p.add_argument("--tuning", required=True, type=Path, help="folder with one `tune` output folder per model")
+    p.add_argument("--params", default="params.yaml", help="parameter file whose `tune` section the searches used")
+    p.add_argument("--out", required=True, help="folder for budget_sensitivity.{png,pdf,csv} and TUNING.md")
+    p.set_defaults(func=_tuning_report)
 
     p = commands.add_parser("aggregate", help="tables of test metrics over seeds, beside the paper's")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable)",
@@ -381,8 +464,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leaderboard snapshot to compare with when no --runs are given (default: "
                         "results/snapshot/census_income_marital.json, read when the default run folders are absent; "
                         "checked against them when both exist). It holds no predictions: DeLong is skipped")
+    p.add_argument("--weighting", default=None, metavar="METHOD",
+                   help="train your model under this loss weighting method (replication/weighting/; default: "
+                        "params.yaml's train.weighting); the leaderboard shows it in its own column")
     _add_parameter_options(p)
     p.set_defaults(func=_compare)
+
+    p = commands.add_parser("same-runs", help="check that two run folders hold the same runs, number for number "
+                                              "(timings, host and commit aside): a rerun's check")
+    p.add_argument("runs", type=Path, help="folder with one sub-folder of run records per model")
+    p.add_argument("other", type=Path, help="the folder to compare it with")
+    p.set_defaults(func=_same_runs)
 
     p = commands.add_parser("snapshot", help="the reference runs' records without predictions, as one committed "
                                              "file that compare reads on a fresh clone")
@@ -394,9 +486,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("leaderboard", help="one ranked row per model and loss weighting, one table per protocol")
     _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; may mix protocols)",
-                       "model gains, Δm and ranks are measured against")
+                       "model gains, Δm and ranks are measured against", runs_required=False)
+    _add_runs_each(p, "folder of data-set folders (a sweep's: one per correlation), each read as one --runs")
     _add_verdict_options(p)
     p.set_defaults(func=_leaderboard)
+
+    p = commands.add_parser("weighting-table", help="every (model, loss weighting) against Single-Task and against "
+                                                    "equal weights, with each method's cost per epoch")
+    _add_table_options(p, "folder with one sub-folder of run records per model (repeatable; one protocol)",
+                       "gains are measured against it and against each model's equal weights", runs_required=False)
+    _add_runs_each(p, "folder of one folder of runs per loss weighting method, each read as one --runs")
+    p.set_defaults(func=_weighting_table)
 
     p = commands.add_parser("env", help="print the environment block stored with every run, as JSON")
     p.add_argument("--device", default="auto", help="device to describe (auto: as training would choose)")
@@ -454,7 +554,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from replication.data.download import DownloadError
     from replication.data.processed import DataError
     from replication.lifetime import Terminated, sigterm_raises
-    from replication.train import TrainingInterrupted
+    from replication.training import TrainingInterrupted
 
     try:
         with sigterm_raises():

@@ -44,8 +44,8 @@ def load_params(path: str | Path) -> dict[str, Any]:
 
 
 # The top-level sections of params.yaml; any other is a typo (``trian:``) and is refused.
-SECTIONS = ("census", "seeds", "train_models", "zoo_models", "mmoe_table_models", "train", "model_common", "models", "synthetic",
-            "verdicts", "profiles", "aliexpress", "ali_ccp")
+SECTIONS = ("census", "seeds", "train_models", "zoo_models", "mmoe_table_models", "three_task_models", "weighting_grid", "train", "model_common", "models", "synthetic",
+            "verdicts", "tune", "profiles", "aliexpress", "ali_ccp")
 
 
 def check_sections(params: Mapping[str, Any], where: str) -> None:

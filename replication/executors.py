@@ -1,13 +1,14 @@
 """Where a training command's units of work run: on this machine (``local``) or on a Ray cluster (``ray``).
 
-A unit of work (:class:`replication.train.WorkUnit`) is one model's chunk of seeds on one data set:
-one seed, or ``train.ensemble`` seeds trained together. Every executor calls the same
-:meth:`WorkUnit.run <replication.train.WorkUnit.run>` on it, which trains (or, from its checkpoint,
+A unit of work (:class:`replication.training.units.WorkUnit`) is one model's chunk of seeds on one data set:
+one seed, or ``train.ensemble`` seeds trained together (a search's trial,
+:class:`replication.tuning.TrialUnit`, is one too). Every executor calls the same
+:meth:`WorkUnit.run <replication.training.units.WorkUnit.run>` on it, which trains (or, from its checkpoint,
 restores or resumes) the unit's seeds and writes, per seed, the predictions and then the record, each
 atomically; executors differ only in where that call runs and how the data reaches it:
 
 - ``local`` (the default): in this process, or in spawned worker processes on this machine that
-  each receive the data once (``train.seed_workers``, :func:`replication.train.plan_workers`).
+  each receive the data once (``train.seed_workers``, :func:`replication.training.config.plan_workers`).
 - ``ray``: one Ray task per unit, on the cluster at ``RAY_ADDRESS`` or, without it, on a Ray
   instance started for the command on this machine (with every core this process may use). The
   data goes to Ray's object store once (``ray.put``) and every task reads it from there. A task asks
@@ -41,10 +42,8 @@ from replication.config import ConfigError
 from replication.data.processed import Processed
 from replication.lifetime import die_with_parent
 from replication.progress import log, watch_batches
-from replication.train import (
-    TrainConfig, TrainingInterrupted, WorkUnit, _set_up_process, _set_up_worker, cpu_cores, plan_workers,
-    record_path, resolve_device,
-)
+from replication.training.config import TrainConfig, cpu_cores, plan_workers, resolve_device
+from replication.training.units import TrainingInterrupted, Unit, _set_up_process, _set_up_worker, record_path
 
 MAX_RETRIES = 3  # runs of a Ray task after the first, when its worker process dies
 RAY_MISSING = ("train.executor = 'ray' needs Ray, which is not installed in this environment. Install the pinned "
@@ -52,7 +51,7 @@ RAY_MISSING = ("train.executor = 'ray' needs Ray, which is not installed in this
                "or use --executor local")
 
 Records = list[dict[str, Any]]
-Done = Callable[[WorkUnit], None]
+Done = Callable[[Unit], None]
 
 
 def make_executor(cfg: TrainConfig) -> "LocalExecutor | RayExecutor":
@@ -61,7 +60,7 @@ def make_executor(cfg: TrainConfig) -> "LocalExecutor | RayExecutor":
     return RayExecutor(cfg) if cfg.executor == "ray" else LocalExecutor()
 
 
-def _run_labelled(unit: WorkUnit, data: Processed | None, show_epochs: bool = False) -> Records:
+def _run_labelled(unit: Unit, data: Processed | None, show_epochs: bool = False) -> Records:
     """``unit.run`` with its slow training batches named on stderr (:func:`replication.progress.watch_batches`)."""
     watch_batches(f"{unit.model_name} seed(s) {', '.join(map(str, unit.seeds))}")
     return unit.run(data, show_epochs=show_epochs)
@@ -69,7 +68,7 @@ def _run_labelled(unit: WorkUnit, data: Processed | None, show_epochs: bool = Fa
 
 def _set_up_local_worker(threads: int, data: Processed, parent: int) -> None:
     """A local worker process: killed with the command that spawned it (``parent``, its pid), then
-    set up as :func:`replication.train._set_up_worker` does."""
+    set up as :func:`replication.training.units._set_up_worker` does."""
     die_with_parent(parent=parent)
     _set_up_worker(threads, data)
 
@@ -83,7 +82,7 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _unfinished(units: Sequence[WorkUnit]) -> str:
+def _unfinished(units: Sequence[Unit]) -> str:
     return ", ".join(str(seed) for unit in units for seed in unit.seeds
                      if not record_path(unit.out_dir, seed).exists())
 
@@ -102,18 +101,43 @@ def _check_reachable(address: str) -> None:
 
 
 class LocalExecutor:
-    """Units in this process (one worker), or in spawned worker processes on this machine."""
+    """Units in this process (one worker), or in spawned worker processes on this machine. Inside
+    ``with``, the worker processes started by one :meth:`run` serve the next ones too, as long as they
+    get the same data and the same plan (a search's batches of trials); outside it, each call starts
+    and ends its own."""
+
+    _pool: ProcessPoolExecutor | None = None
+    _pool_key: tuple | None = None
+    _keep_pool = False
 
     def __enter__(self) -> "LocalExecutor":
+        self._keep_pool = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        self._keep_pool = False
+        self._close()
+
+    def _close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool, self._pool_key = None, None
+
+    def _pool_for(self, workers: int, threads: int, data: Processed) -> ProcessPoolExecutor:
+        """The worker processes for ``workers`` x ``threads`` on ``data``: the current ones when they
+        were started for the same, else new ones (spawned: fork after torch has started threads can hang)."""
+        key = (workers, threads, id(data))
+        if self._pool is None or self._pool_key != key:
+            self._close()
+            self._pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_set_up_local_worker, initargs=(threads, data, os.getpid()))
+            self._pool_key, self._pool_data = key, data  # the data is held, so that its id stays its own
+        return self._pool
 
     def device(self, name: str) -> torch.device:
         return resolve_device(name)
 
-    def run(self, units: Sequence[WorkUnit], data: Processed, done: Done) -> list[Records]:
+    def run(self, units: Sequence[Unit], data: Processed, done: Done) -> list[Records]:
         """Every unit's records, in the order of ``units``; ``done(unit)`` as each one finishes."""
         if not units:
             return []
@@ -128,27 +152,28 @@ class LocalExecutor:
             return results
         log(f"{first.model_name}: {sum(len(u.seeds) for u in units)} seeds in {workers} processes of {threads} "
             f"thread(s)" + (f", {first.cfg.ensemble} seeds trained together" if first.cfg.ensemble > 1 else ""))
-        context = multiprocessing.get_context("spawn")  # fork after torch has started threads can hang
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_up_local_worker,
-                                 initargs=(threads, data, os.getpid())) as pool:
-            futures = {pool.submit(_run_labelled, unit, None): i for i, unit in enumerate(units)}
-            try:
-                for future in as_completed(futures):
-                    future.result()  # a failed seed raises here, naming its error
-                    done(units[futures[future]])
-            except BaseException as error:
-                _stop_workers(pool)
-                if not isinstance(error, BrokenProcessPool):
-                    raise
-                raise TrainingInterrupted(
-                    f"{first.model_name}: a worker process died (killed, or out of memory) while training seed(s) "
-                    f"{_unfinished(units)}; the seeds written so far are complete. Run the same command again to "
-                    f"resume (each unfinished seed from its last checkpoint)") from error
-            by_unit = {futures[f]: f.result() for f in futures}
+        pool = self._pool_for(workers, threads, data)
+        futures = {pool.submit(_run_labelled, unit, None): i for i, unit in enumerate(units)}
+        try:
+            for future in as_completed(futures):
+                future.result()  # a failed seed raises here, naming its error
+                done(units[futures[future]])
+        except BaseException as error:
+            _stop_workers(pool)
+            self._pool, self._pool_key = None, None
+            if not isinstance(error, BrokenProcessPool):
+                raise
+            raise TrainingInterrupted(
+                f"{first.model_name}: a worker process died (killed, or out of memory) while training seed(s) "
+                f"{_unfinished(units)}; the seeds written so far are complete. Run the same command again to "
+                f"resume (each unfinished seed from its last checkpoint)") from error
+        by_unit = {futures[f]: f.result() for f in futures}
+        if not self._keep_pool:
+            self._close()
         return [by_unit[i] for i in range(len(units))]
 
 
-def _run_unit(unit: WorkUnit, data: list, threads: int) -> Records:
+def _run_unit(unit: Unit, data: list, threads: int) -> Records:
     """A Ray task: one unit of work in a Ray worker process. ``data`` is ``[reference]`` to the data
     in the object store (in a list, so that Ray leaves it to this function to fetch)."""
     import ray
@@ -224,7 +249,7 @@ class RayExecutor:
                               f"GPU nodes")
         return torch.device(name)
 
-    def run(self, units: Sequence[WorkUnit], data: Processed, done: Done) -> list[Records]:
+    def run(self, units: Sequence[Unit], data: Processed, done: Done) -> list[Records]:
         """Every unit's records, in the order of ``units``; ``done(unit)`` as each one finishes. A
         unit that fails does not stop the others: when all have ended, the first failure is raised
         (the training's own error, as the local executor raises it; or TrainingInterrupted when a
@@ -247,7 +272,7 @@ class RayExecutor:
         refs = [task.remote(unit, [data_ref], cpus) for unit in units]
         position = {ref: i for i, ref in enumerate(refs)}
         results: list[Records | None] = [None] * len(units)
-        failures: list[tuple[WorkUnit, Exception]] = []
+        failures: list[tuple[Unit, Exception]] = []
         pending = refs
         while pending:
             ready, pending = ray.wait(pending, num_returns=1)

@@ -67,11 +67,11 @@ def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def write_together(files: Mapping[str | os.PathLike, str]) -> None:
-    """Write several text files as one set: every file goes to a temporary sibling first, and only
-    when all of them are complete are they renamed into place. A failure while writing (a full disk,
-    a permission) leaves every old file as it was and no new one, so a table's ``.csv`` and ``.md``
-    always come from the same run."""
+def write_together(files: Mapping[str | os.PathLike, str | bytes]) -> None:
+    """Write several files (text, or bytes: a figure) as one set: every file goes to a temporary
+    sibling first, and only when all of them are complete are they renamed into place. A failure
+    while writing (a full disk, a permission) leaves every old file as it was and no new one, so a
+    table's ``.csv`` and ``.md`` always come from the same run."""
     staged: list[tuple[str, Path]] = []
     try:
         for path, text in files.items():
@@ -80,7 +80,7 @@ def write_together(files: Mapping[str | os.PathLike, str]) -> None:
             fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
             staged.append((tmp, path))
             os.chmod(tmp, 0o666 & ~_UMASK)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            with os.fdopen(fd, "wb") if isinstance(text, bytes) else os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())

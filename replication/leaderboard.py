@@ -21,7 +21,7 @@ from replication.claims import judge_claims
 from replication.compare import ALPHA, compare_to_reference, delta_m_by_model, per_model
 from replication.config import ConfigError
 from replication.io import write_together
-from replication.protocol import loss_weighting, protocol, protocol_hash
+from replication.protocol import loss_weighting, protocol, protocol_hash, tuning_label
 from replication.records import load_records
 from replication.verdicts import NOT_JUDGED, Settings
 
@@ -206,10 +206,16 @@ def protocol_header(record: dict) -> list[str]:
     p = protocol(record)
     training = ", ".join(f"{k}={v}" for k, v in sorted(p["train"].items()))
     metrics = ", ".join(f"{task} {metric}" for task, metric in tasks_of(record))
+    search = p.get("tuning")
+    tuned = (f"Tuned: each model's best configuration of {search['trials']} trials on validation "
+             f"({search['objective']} objective; successive halving, eta {search['eta']}, from epoch "
+             f"{search['min_epochs']}), with the searched training keys chosen per model (replication.tuning). "
+             if search else "")
     return [
-        f"## Protocol `{protocol_hash(record)}`: {p['dataset']}, task group {p['task_group']}",
+        f"## Protocol `{protocol_hash(record)}`: {p['dataset']}, task group {p['task_group']}"
+        + (f", tuned ({search['trials']} trials per model)" if search else ""),
         "",
-        f"Split seed {p['split_seed']}, processed data `{p['data_hash'][:12]}`, record format {p['format']}; "
+        f"{tuned}Split seed {p['split_seed']}, processed data `{p['data_hash'][:12]}`, record format {p['format']}; "
         f"test metrics: {metrics}; training: {training}.",
         "",
     ]
@@ -222,16 +228,36 @@ def unpaired_notes(rows: pd.DataFrame) -> list[str]:
 
 def claim_notes(records: list[dict], settings: Settings) -> list[str]:
     """The registry's claims judged on these runs (:mod:`replication.claims`), one line each; the
-    report (``paper_figures/REPORT.md``) gives their evidence."""
-    results, _ = judge_claims([r for r in records if r.get("status") == "ok"], settings)
-    judged = [r for r in results if r.verdict != NOT_JUDGED]
+    report (``paper_figures/REPORT.md``) gives their evidence. Runs chosen by different search plans
+    (:func:`replication.protocol.tuning_label`: untuned, tuned with N trials) are judged apart, one
+    column each, and a last column says whether the verdict changed between them."""
+    by_plan: dict[str, list[dict]] = {}
+    for r in records:
+        if r.get("status") == "ok":
+            by_plan.setdefault(tuning_label(r), []).append(r)
+    verdicts = {plan: {res.claim.id: res for res in judge_claims(runs, settings)[0]} for plan, runs in by_plan.items()}
+    claims = [res.claim for res in next(iter(verdicts.values()), {}).values()]
+    judged = [c for c in claims if any(v[c.id].verdict != NOT_JUDGED for v in verdicts.values())]
     if not judged:
         return []
-    return ["## The papers' claims on these runs", "",
-            "Judged by `replication/claims.py` under `replication/verdicts.py`'s rule (families fixed by "
-            "`replication/claims.yaml`); the evidence is in `paper_figures/REPORT.md`. Claims whose runs are not "
-            "here are left out.", "",
-            *[f"- {r.claim.statement} ({r.claim.paper} {r.claim.source}): **{r.verdict}**" for r in judged], ""]
+    lines = ["## The papers' claims on these runs", "",
+             "Judged by `replication/claims.py` under `replication/verdicts.py`'s rule (families fixed by "
+             "`replication/claims.yaml`); the evidence is in `paper_figures/REPORT.md`. Claims whose runs are not "
+             "here are left out.", ""]
+    if len(verdicts) == 1:
+        (plan,) = verdicts.values()
+        return lines + [f"- {c.statement} ({c.paper} {c.source}): **{plan[c.id].verdict}**" for c in judged] + [""]
+    plans = list(verdicts)
+    lines += ["Each search plan's runs judged on their own (untuned: params.yaml's configuration; tuned: each "
+              "model's best configuration of its search, `replication/tuning.py`).", "",
+              "| claim | source | " + " | ".join(plans) + " | verdict changed by tuning |",
+              "|---|---|" + "---|" * len(plans) + "---|"]
+    for c in judged:
+        found = [verdicts[p][c.id].verdict for p in plans]
+        changed = "yes" if len({v for v in found if v != NOT_JUDGED}) > 1 else "no"
+        lines.append(f"| {c.statement} | {c.paper} {c.source} | " + " | ".join(f"**{v}**" for v in found)
+                     + f" | {changed} |")
+    return lines + [""]
 
 
 def to_markdown(table: pd.DataFrame, records: list[dict], reference: str = REFERENCE,

@@ -7,6 +7,11 @@ keys that only decide how a run executes (:data:`EXECUTION_KEYS`: device, worker
 evaluation batch size, seeds trained together, precision, compilation, executor, fused Adam) and the loss weighting
 (:data:`LOSS_WEIGHTING_KEYS`), which the leaderboard shows in a column of its own so that weightings
 of one protocol share a table.
+
+A tuned run (``train --tuned``, :mod:`replication.tuning`) has the training keys its search chose
+(``tuning.train_keys``: learning rate, batch size, ...) replaced by the search's own protocol (budget,
+objective, pruning, seeds): tuned models of one search plan share a table however their chosen values
+differ, and never share one with untuned runs.
 """
 
 from __future__ import annotations
@@ -15,15 +20,18 @@ import hashlib
 import json
 from typing import Any, Mapping
 
+from replication.weighting import describe
+
 EXECUTION_KEYS = ("device", "seed_workers", "num_threads", "eval_batch_size", "ensemble", "precision", "compile",
                   "executor", "fused_adam")
-LOSS_WEIGHTING_KEYS = ("loss_weights", "loss_weight_decay")
+LOSS_WEIGHTING_KEYS = ("loss_weights", "loss_weight_decay", "weighting", "weighting_params")
 HASH_LENGTH = 16  # hex characters of the SHA-256
 
 
 def protocol(record: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a run record that define its protocol (see the module docstring)."""
-    dropped = set(EXECUTION_KEYS) | set(LOSS_WEIGHTING_KEYS)
+    tuning = record.get("tuning")
+    dropped = set(EXECUTION_KEYS) | set(LOSS_WEIGHTING_KEYS) | set(tuning["train_keys"] if tuning else ())
     return {
         "format": record["format"],
         "dataset": record["dataset"],
@@ -33,7 +41,7 @@ def protocol(record: Mapping[str, Any]) -> dict[str, Any]:
         "tasks": [{"name": t["name"], "type": t["type"], "metrics": sorted(record["test"][t["name"]])}
                   for t in record["tasks"]],
         "train": {k: v for k, v in record["train"].items() if k not in dropped},
-    }
+    } | ({"tuning": tuning["search"]} if tuning else {})
 
 
 def protocol_hash(record: Mapping[str, Any]) -> str:
@@ -42,12 +50,24 @@ def protocol_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("ascii")).hexdigest()[:HASH_LENGTH]
 
 
+def tuning_label(record: Mapping[str, Any]) -> str:
+    """``untuned``, or ``tuned, N trials per model``: which search plan chose a run's configuration."""
+    tuning = record.get("tuning")
+    return "untuned" if not tuning else f"tuned, {tuning['search']['trials']} trials per model"
+
+
 def loss_weighting(record: Mapping[str, Any]) -> str:
-    """The run's loss weighting in brief: ``equal`` when no weight or decay is set, else e.g.
-    ``w0 income=2; gamma marital=0.9`` (PLE Eqs. 9-10; unnamed tasks keep 1)."""
+    """The run's loss weighting in brief. Static weights (``train.weighting`` static, or absent in
+    older records): ``equal`` when no weight or decay is set, else e.g. ``w0 income=2; gamma
+    marital=0.9`` (PLE Eqs. 9-10; unnamed tasks keep 1). Any other method: its name and the
+    parameters set away from their defaults, e.g. ``dwa temperature=1``."""
+    train = record["train"]
+    method = train.get("weighting", "static")
+    if method != "static":
+        return describe(method, train.get("weighting_params", {}))
     parts = [
-        f"{label} " + ",".join(f"{task}={value:g}" for task, value in sorted(record["train"][key].items()))
-        for key, label in zip(LOSS_WEIGHTING_KEYS, ("w0", "gamma")) if record["train"].get(key)
+        f"{label} " + ",".join(f"{task}={value:g}" for task, value in sorted(train[key].items()))
+        for key, label in (("loss_weights", "w0"), ("loss_weight_decay", "gamma")) if train.get(key)
     ]
     return "; ".join(parts) or "equal"
 

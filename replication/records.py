@@ -160,3 +160,70 @@ def load_records(runs: Runs) -> list[dict]:
     uses; a failed run (its loss diverged, or its test metric is not finite) is never averaged in: it
     is named on stderr and tables show its seed as missing."""
     return finished_runs(load_all_records(runs), runs)
+
+
+# The wall-clock fields of a record: a run's and each epoch's seconds. Everything else is decided by the
+# code, the data, the configuration and the seed (the same on one machine, interrupted or not).
+EPOCH_TIMING_KEYS = ("train_seconds", "validation_seconds")
+
+
+def without_timings(record: dict) -> dict:
+    """``record`` less its wall-clock fields (:data:`EPOCH_TIMING_KEYS` and ``seconds``): what two runs
+    of one seed on one machine must share exactly, whatever interrupted them."""
+    out = {k: v for k, v in record.items() if k != "seconds"}
+    if "history" in out:
+        out["history"] = [{k: v for k, v in h.items() if k not in EPOCH_TIMING_KEYS} for h in out["history"]]
+    return out
+
+
+# What two runs of one seed may differ in besides their timings: where and when they ran.
+PLACE_KEYS = ("environment", "source")
+
+
+def run_differences(a: Path, b: Path) -> list[str]:
+    """Every difference between two run folders (``<model>/seed_K.json`` and their test predictions)
+    that is not a timing or a place (:func:`without_timings`, :data:`PLACE_KEYS`): a seed in one folder
+    only, a record field that differs (named by its path), or predictions that differ. Empty: the two
+    folders hold the same runs, number for number."""
+    def runs(folder: Path) -> dict[str, Path]:
+        files = {f"{p.parent.name}/{p.name}": p for p in Path(folder).glob("*/seed_*.json")}
+        if not files:
+            raise ConfigError(f"no run records (*/seed_*.json) under {folder}")
+        return files
+
+    mine, theirs = runs(a), runs(b)
+    out = [f"{name}: only in {a}" for name in sorted(set(mine) - set(theirs))]
+    out += [f"{name}: only in {b}" for name in sorted(set(theirs) - set(mine))]
+    for name in sorted(set(mine) & set(theirs)):
+        left, right = (without_timings({k: v for k, v in read_record(p).items() if k not in PLACE_KEYS})
+                       for p in (mine[name], theirs[name]))
+        out += [f"{name}: {path}" for path in _differing(left, right)]
+        predictions = [p.with_name(p.name.replace(".json", ".test_predictions.npz")) for p in (mine[name], theirs[name])]
+        if any(p.exists() for p in predictions) and not _same_arrays(*predictions):
+            out.append(f"{name}: test predictions")
+    return out
+
+
+def _differing(left: Any, right: Any, path: str = "") -> list[str]:
+    if isinstance(left, dict) and isinstance(right, dict):
+        return [d for key in sorted(set(left) | set(right), key=str)
+                for d in _differing(left.get(key, _ABSENT), right.get(key, _ABSENT), f"{path}.{key}" if path else str(key))]
+    if isinstance(left, list) and isinstance(right, list) and len(left) == len(right):
+        return [d for i, (x, y) in enumerate(zip(left, right)) for d in _differing(x, y, f"{path}[{i}]")]
+    return [] if left == right or (_is_nan(left) and _is_nan(right)) else [path]
+
+
+_ABSENT = object()
+
+
+def _is_nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _same_arrays(a: Path, b: Path) -> bool:
+    import numpy as np
+
+    if not (a.exists() and b.exists()):
+        return False
+    with np.load(a) as x, np.load(b) as y:
+        return set(x.files) == set(y.files) and all(np.array_equal(x[k], y[k]) for k in x.files)

@@ -18,7 +18,7 @@ from replication.progress import log
 
 
 class SeedCheckpoint:
-    """Where one seed's training state lives until its run is complete (see :mod:`replication.train`).
+    """Where one seed's training state lives until its run is complete (see :mod:`replication.training.loop`).
 
     The folder's name carries a key that hashes everything that decides the seed's numbers: the
     model, its hyperparameters, the training configuration (less worker processes, threads and executor),

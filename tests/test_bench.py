@@ -19,7 +19,7 @@ from benchmarks import bench, core
 from benchmarks.runners import ProjectTrainer, SelectOnValidation, run_project, run_project_together
 from replication.data.processed import Processed, Split
 from replication.data.synthetic import SyntheticConfig, generate_arrays
-from replication.train import TrainConfig, train_seed
+from replication.training import TrainConfig, train_seed
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -142,7 +142,8 @@ def fake_result(library: str, model: str, seconds: list[float], aucs=(0.95, 0.99
 def test_comparison_rows_and_table_with_known_numbers() -> None:
     results = [  # given out of order: the table orders models as MODELS and libraries as LIBRARIES
         fake_result(core.DEEPCTR_TORCH, "mmoe", [3.3, 3.4, 3.2]),
-        fake_result(core.PROJECT, "mmoe", [1.0, 1.2, 1.1], aucs=(0.9412, 0.99449), tensor_mb=82.25),
+        fake_result(core.PROJECT, "mmoe", [1.0, 1.2, 1.1], aucs=(0.9412, 0.99449), tensor_mb=82.25,
+                    validation_seconds=[0.1, 0.3, 0.2]),
         fake_result(core.TORCH_RECHUB, "mmoe", [7.7, 7.4, 7.5, 8.0]),
         fake_result(core.PROJECT, "ple", [2.0, 2.0, 2.0]),
         fake_result(core.TORCH_RECHUB, "ple", [10.0, 10.0, 10.0]),
@@ -159,14 +160,17 @@ def test_comparison_rows_and_table_with_known_numbers() -> None:
     assert by["ple", core.TORCH_RECHUB]["slowdown_vs_project"] == 5.0
     assert by["mmoe", core.PROJECT]["slowdown_vs_project"] == 1.0
     assert by["mmoe", core.PROJECT]["epoch_seconds"] == "1.0000;1.2000;1.1000"
+    assert by["mmoe", core.PROJECT]["validation_seconds_per_epoch"] == pytest.approx(0.2)
+    assert by["mmoe", core.PROJECT]["validation_share"] == pytest.approx(0.2 / 1.3)
+    assert by["mmoe", core.TORCH_RECHUB]["validation_share"] is None
 
     table = core.comparison_markdown(rows, TASKS).splitlines()
     assert table[0] == ("| model | library | s/epoch (median) | each process's median (s) | peer / ours | test AUC income | "
-                        "test AUC marital | epochs (selected / run) | peak RSS (MB) | tensors (MB) | parameters | "
-                        "other jobs (cores, max) |")
-    assert table[4] == ("| MMoE | mtl-replication 9.9 | 1.10 | 1.10 | 1.00x | 0.9412 | 0.9945 |  | 500 | 82.2 | "
-                        "12,345 | 0.04 |")
-    assert table[6] == ("| MMoE | deepctr-torch 9.9 | 3.30 | 3.30 | 3.00x | 0.9500 | 0.9900 |  | 500 |  | "
+                        "test AUC marital | epochs (selected / run) | validation s/epoch (share) | peak RSS (MB) | "
+                        "tensors (MB) | parameters | other jobs (cores, max) |")
+    assert table[4] == ("| MMoE | mtl-replication 9.9 | 1.10 | 1.10 | 1.00x | 0.9412 | 0.9945 |  | 0.20 (15%) | 500 | "
+                        "82.2 | 12,345 | 0.04 |")
+    assert table[6] == ("| MMoE | deepctr-torch 9.9 | 3.30 | 3.30 | 3.00x | 0.9500 | 0.9900 |  |  | 500 |  | "
                         "12,345 | 0.04 |")
     assert table[3].startswith("| PLE | torch-rechub 9.9 | 10.00 |") and "| 5.00x |" in table[3]
     assert len(table) == 2 + len(rows)
@@ -210,14 +214,14 @@ def test_a_row_measured_in_several_processes_takes_the_median_of_medians_and_the
         core.comparison_markdown([ours, peer], TASKS))
 
 
-def test_the_readme_speed_table_is_the_one_bench_csv_gives() -> None:
+def test_the_speed_page_table_is_the_one_bench_csv_gives() -> None:
     import csv
 
     with open(REPO / "benchmarks" / "results" / "bench.csv", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["section"] == "peers"]
     table = core.summary_markdown(rows, TASKS)
     assert table.splitlines()[0].startswith("| model | this project (default) | this project (`profiles.fast`) |")
-    assert table in (REPO / "README.md").read_text(encoding="utf-8")
+    assert table in (REPO / "docs" / "speed.md").read_text(encoding="utf-8")
 
 
 def test_summary_markdown_with_known_numbers() -> None:
@@ -346,7 +350,7 @@ def test_project_trainer_reproduces_train_seed_exactly() -> None:
                       num_threads=1)
     record, test_prediction = train_seed("mmoe", hparams, data, cfg, 7, torch.device("cpu"), show_epochs=False)
 
-    trainer = ProjectTrainer("mmoe", hparams, data, cfg, 7)
+    trainer = ProjectTrainer("mmoe", hparams, data, cfg, [7])
     losses, predictions = [], []
     for _ in range(cfg.max_epochs):
         losses.append(trainer.run_epoch())
@@ -359,8 +363,9 @@ def test_project_trainer_reproduces_train_seed_exactly() -> None:
 
 
 def test_run_project_selects_and_stops_as_train_seed_does() -> None:
-    """The bench's selection (used for every library) picks train_seed's epoch, stops when it stops
-    and reads the same test AUCs; only the epochs after the warm-up are timed."""
+    """This project's bench run is train_seed itself under the bench's stopping rule (the one every
+    library gets): it picks train_seed's epoch, stops when it stops, reads the same test AUCs, and
+    reports the loop's own training and validation seconds of the epochs after the warm-up."""
     data = tiny_data()
     hparams = {"n_experts": 3, "expert_units": (16,), "tower_units": (8,), "embedding_dim": 4}
     cfg = TrainConfig(lr=0.01, max_epochs=40, patience=2, batch_size=128, device="cpu", eval_batch_size=4096,
@@ -371,7 +376,8 @@ def test_run_project_selects_and_stops_as_train_seed_does() -> None:
     assert out["selected_epoch"] == record["best_epoch"]["income"] == record["best_epoch"]["marital"]
     assert out["epochs_trained"] == record["epochs_run"]
     assert out["test_auc"] == {t: record["test"][t]["auc"] for t in TASKS}
-    assert len(out["epoch_seconds"]) == 3
+    assert len(out["epoch_seconds"]) == 3 and len(out["validation_seconds"]) == 3
+    assert all(s > 0 for s in out["epoch_seconds"] + out["validation_seconds"])
     timing = run_project("mmoe", hparams, data, cfg, warmup=1, timed=3, seed=3, select=False)
     assert timing["epochs_trained"] == 4 and timing["test_auc"] == {} and "selected_epoch" not in timing
 

@@ -13,7 +13,7 @@ import models
 from replication.cli import apply_overrides, main
 from replication.config import ConfigError, apply_profile, from_mapping, load_params, profile_overrides, section
 from replication.io import save_npz
-from replication.train import TrainConfig, parse_seeds
+from replication.training import TrainConfig, parse_seeds
 from tests.conftest import REPO
 
 PARAMS = {

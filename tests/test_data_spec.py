@@ -112,7 +112,8 @@ def test_census_spec_declares_the_protocol() -> None:
                                                                    "census-income.test": 99_762}
     assert {f: facts.sha256 for f, facts in spec.files.items()} == CENSUS_FILES  # what `download` verifies
     assert spec.splits["validation"].fraction == 0.5 and spec.splits["test"].fraction is None
-    assert spec.task_groups == {"income-marital": ["income", "marital"], "education-marital": ["education", "marital"]}
+    assert spec.task_groups == {"income-marital": ["income", "marital"], "education-marital": ["education", "marital"],
+                                "income-marital-education": ["income", "marital", "education"]}
     assert spec.tasks["education"].describe().startswith("education is an associate degree or higher: Associates")
 
 

@@ -1,4 +1,4 @@
-"""Tests for ``replication.ensemble``: seeds trained together as one batched computation.
+"""Tests for the stacked step (``replication.training.steps.StackedStep``): seeds trained together as one batched computation.
 
 An ensemble's seed does not bit-match its lone run (the batched products add in another order), but
 it starts from the same weights and reads the same batches, so over a few epochs on the census
@@ -19,9 +19,10 @@ import torch
 
 import models
 from models.registry import model_spec
-from replication.ensemble import Stack, train_ensemble
+from replication.runner import train_model
 from replication.io import write_json
-from replication.train import TrainConfig, record_path, train_model, train_seed
+from replication.training import TrainConfig, record_path, train_seed, train_seeds
+from replication.training.steps import Stack
 from tests.test_train import CPU, SMALL, config, data, full_data  # noqa: F401 (fixtures)
 
 SEEDS = [0, 1, 2]
@@ -38,7 +39,7 @@ def test_each_seed_of_an_ensemble_agrees_with_its_lone_run(data, model, hparams)
     """Shared bottom's seeds stop at different epochs (3, 4, 3 here), so seeds leave the stack midway;
     single-task selects per task; L2-constrained adds its penalty inside the batched step."""
     cfg = ensemble_config()
-    together = train_ensemble(model, hparams, data, cfg, SEEDS, CPU, show_epochs=False)
+    together = train_seeds(model, hparams, data, cfg, SEEDS, CPU, show_epochs=False)
     for seed, (record, prediction) in zip(SEEDS, together):
         lone, lone_prediction = train_seed(model, hparams, data, cfg, seed, CPU, show_epochs=False)
         assert record["seed"] == seed and record["status"] == "ok"
@@ -54,7 +55,7 @@ def test_each_seed_of_an_ensemble_agrees_with_its_lone_run(data, model, hparams)
 @pytest.mark.parametrize("model", models.list_models())
 def test_every_model_trains_in_an_ensemble(data, model) -> None:
     cfg = ensemble_config(max_epochs=1, ensemble=2)
-    together = train_ensemble(model, {}, data, cfg, [0, 1], CPU, show_epochs=False)
+    together = train_seeds(model, {}, data, cfg, [0, 1], CPU, show_epochs=False)
     assert [r["seed"] for r, _ in together] == [0, 1]
     for record, prediction in together:
         assert record["status"] == "ok" and record["epochs_run"] == 1 and record["train"]["ensemble"] == 2

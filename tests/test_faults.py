@@ -1,11 +1,12 @@
 """Fault injection: bad input, broken models and interrupted or concurrent runs through the command line.
 
 Every case here (and every test marked ``fault`` elsewhere: download, prepare and configuration
-errors) feeds the suite one fault and checks the three promises of the README's reliability
-section: a non-zero exit with a message that names what was wrong and how to fix it, no partial
+errors) feeds the suite one fault and checks the three promises of the reliability page
+(docs/reliability.md): a non-zero exit with a message that names what was wrong and how to fix it, no partial
 file where a later stage would read one, and no record lost or corrupted (an interrupted run,
 resumed, ends with the records of an uninterrupted one). ``pytest -m fault`` runs them all; the
-README states their number, and :func:`test_readme_states_the_number_of_faults_tried` keeps it true.
+reliability page (docs/reliability.md) states their number, and
+:func:`test_reliability_page_states_the_number_of_faults_tried` keeps it true.
 
 Training faults run on a small synthetic data set (2,000 rows, 8 features) with a model file of
 the test's own, ``faulty.py``: a shared-bottom model that, when the environment asks it to, sends
@@ -36,6 +37,7 @@ from replication.cli import main
 from replication.config import ConfigError
 from replication.data.synthetic import SyntheticConfig, generate_synthetic
 from replication.io import write_json
+from replication.records import without_timings
 from replication import runfolder
 from replication.runfolder import SeedCheckpoint, lock_path
 from tests.conftest import REPO
@@ -124,9 +126,7 @@ def records_without_seconds(folder: Path) -> dict[str, dict]:
     """Each record of ``folder`` less its wall-clock time, which an interruption changes."""
     out = {}
     for path in sorted(folder.glob("seed_*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        record.pop("seconds")
-        out[path.name] = record
+        out[path.name] = without_timings(json.loads(path.read_text(encoding="utf-8")))
     return out
 
 
@@ -173,11 +173,10 @@ def test_an_interrupted_run_resumes_and_ends_with_the_uninterrupted_records(
     assert second.returncode == 0, second.stderr
     assert "faulty seed 0: finished before the interruption; restored" in second.stderr
     assert "faulty seed 1: resuming after epoch 2" in second.stderr
-    # Restored, not retrained: even its time is the same. The one difference is the model's source
-    # (file, class, SHA-256), which `train` adds to every record once the whole command has ended.
-    restored = json.loads((out / "seed_0.json").read_text())
-    assert restored.pop("model_source")["class"] == "Faulty"
-    assert "model_source" not in json.loads(seed_0) and restored == json.loads(seed_0)
+    # Restored, not retrained: byte for byte, even its time; the model's source (file, class, SHA-256)
+    # is in the record from the moment it is written, not added when the command ends.
+    assert (out / "seed_0.json").read_bytes() == seed_0
+    assert json.loads(seed_0)["model_source"]["class"] == "Faulty"
     assert records_without_seconds(out) == records_without_seconds(uninterrupted)
     assert predictions(out) == predictions(uninterrupted)
     assert not (workspace / fault / "ck").exists()
@@ -598,12 +597,12 @@ def test_records_of_different_training_protocols_are_refused_in_one_table(worksp
 
 # ------------------------------------------------------------------------------------------ README
 
-def test_readme_states_the_number_of_faults_tried() -> None:
-    """The README's reliability section gives the number of fault cases; `pytest -m fault` counts them."""
+def test_reliability_page_states_the_number_of_faults_tried() -> None:
+    """docs/reliability.md gives the number of fault cases; `pytest -m fault` counts them."""
     collected = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-m", "fault", "tests"],
                                cwd=REPO, capture_output=True, text=True, timeout=600)
     count = int(re.search(r"(\d+)/\d+ tests collected", collected.stdout).group(1))
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    stated = re.search(r"(\d+) bad inputs and faults", readme)
-    assert stated is not None, "README.md must state how many bad inputs and faults the suite tries"
+    page = (REPO / "docs" / "reliability.md").read_text(encoding="utf-8")
+    stated = re.search(r"(\d+) bad inputs and faults", page)
+    assert stated is not None, "docs/reliability.md must state how many bad inputs and faults the suite tries"
     assert int(stated.group(1)) == count

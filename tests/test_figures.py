@@ -517,7 +517,8 @@ def test_missing_inputs_are_skipped_with_a_logged_line(inputs, tmp_path, capsys)
     assert ("skipping MMoE Table 2 (best run, education-marital): --group2-runs not given (`make reproduce-zoo` "
             "trains that task group and writes the table into paper_figures/zoo/)") in err
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "REPORT.md", "claims.csv", "fig8_expert_utilization.pdf", "fig8_expert_utilization.png"]
+        "HEADLINE.md", "REPORT.md", "claims.csv", "fig8_expert_utilization.pdf", "fig8_expert_utilization.png"]
+    assert "|" not in (tmp_path / "HEADLINE.md").read_text()  # no census table, no judged claim: markers only
     text = (tmp_path / "REPORT.md").read_text()
     assert "- PLE Fig. 3 (seesaw): --census not given" in text
     # No run records: every claim is listed, none judged, each saying which runs its family lacks.

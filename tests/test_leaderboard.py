@@ -155,6 +155,26 @@ def test_leaderboard_refuses_a_run_given_twice(tmp_path, capsys):
     assert not list(tmp_path.glob("board*"))
 
 
+def test_leaderboard_runs_each_reads_every_data_set_folder_as_runs(tmp_path):
+    """--runs-each DIR: each sub-folder (a sweep's correlation) is one --runs folder, as if listed."""
+    write_runs(tmp_path / "sweep" / "p0.2")
+    write_runs(tmp_path / "sweep" / "p0.5", split_seed=1)
+    listed = ["--runs", str(tmp_path / "sweep" / "p0.2"), "--runs", str(tmp_path / "sweep" / "p0.5")]
+    assert main(["leaderboard", *listed, "--out", str(tmp_path / "listed")]) == 0
+    assert main(["leaderboard", "--runs-each", str(tmp_path / "sweep"), "--out", str(tmp_path / "each")]) == 0
+    assert (tmp_path / "each.md").read_text(encoding="utf-8") == (tmp_path / "listed.md").read_text(encoding="utf-8")
+    assert (tmp_path / "each.md").read_text(encoding="utf-8").count("## Protocol") == 2
+
+
+def test_leaderboard_runs_each_of_an_empty_folder_exits_2_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "sweep").mkdir()
+    assert main(["leaderboard", "--runs-each", str(tmp_path / "sweep"), "--out", str(tmp_path / "board")]) == 2
+    assert "no sub-folders of runs under it" in capsys.readouterr().err
+    assert main(["leaderboard", "--out", str(tmp_path / "board")]) == 2
+    assert "leaderboard needs run folders: give --runs DIR or --runs-each DIR" in capsys.readouterr().err
+    assert not list(tmp_path.glob("board*"))
+
+
 # --------------------------------------------------------------------------------------------------
 # Protocol hash
 
@@ -321,6 +341,23 @@ BROKEN = """
             z = self.head(self.embedding(x_cat, x_num))
             return {result}
 """
+
+
+def test_compare_trains_a_model_under_another_loss_weighting_in_the_same_protocol(cached, tmp_path, capsys):
+    """--weighting: the entry's method, recorded and shown; the protocol (and so the pairing) unchanged."""
+    out = tmp_path / "out"
+    assert main(compare_argv(cached, f"{REPO / 'examples' / 'my_model.py'}:MyModel", out, "0-1",
+                             "--weighting", "uncertainty")) == 0
+    record = json.loads((out / "runs" / "mymodel" / "seed_0.json").read_text())
+    assert record["train"]["weighting"] == "uncertainty" and loss_weighting(record) == "uncertainty"
+    assert protocol_hash(record) == protocol_hash(json.loads((cached / "runs" / "single_task" / "seed_0.json").read_text()))
+    row = pd.read_csv(out / "leaderboard_row.csv").iloc[0]
+    assert row["model"] == "mymodel" and row["loss_weighting"] == "uncertainty"
+    assert "| mymodel | uncertainty |" in capsys.readouterr().out
+    assert main(compare_argv(cached, f"{REPO / 'examples' / 'my_model.py'}:MyModel", tmp_path / "bad", "0-1",
+                             "--weighting", "nope")) == 2
+    assert "is not a loss weighting method" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
 
 
 @pytest.mark.parametrize(("result", "message"), [

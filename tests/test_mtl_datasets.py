@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import shlex
 import shutil
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from replication.data.prepare import prepare
 from replication.data.processed import SPLITS, load_processed
 from replication.data.spec import builtin_specs, load_spec
 from tests.conftest import REPO, load_arrays
+from tests.pipelines import run_stages
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -137,32 +136,6 @@ def test_ali_ccp_loader_on_the_sample_rows(tmp_path: Path) -> None:
 # The pipelines, end to end
 
 
-def lookup(context: dict, dotted: str):
-    """``context[a][b]`` for ``a.b``: a name that names nothing raises KeyError."""
-    node = context
-    for key in dotted.split("."):
-        node = node[key]
-    return node
-
-
-def resolve(text: str, context: dict) -> str:
-    """DVC's ``${a.b}`` interpolation over ``context`` (params.yaml and the matrix item)."""
-    return re.sub(r"\$\{([^}]+)\}", lambda match: str(lookup(context, match.group(1))), text)
-
-
-def stages(pipeline: Path, params: dict) -> list[tuple[str, dict, dict]]:
-    """(name, stage, interpolation context) of every stage of a dvc.yaml, matrices expanded, in file order."""
-    out = []
-    for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
-        if "matrix" not in stage:
-            out.append((name, stage, params))
-            continue
-        (axis, reference), = stage["matrix"].items()
-        for item in lookup(params, re.fullmatch(r"\$\{([^}]+)\}", reference).group(1)):
-            out.append((f"{name}@{item}", stage, {**params, "item": {axis: item}}))
-    return out
-
-
 @pytest.mark.parametrize("name", ["aliexpress", "ali_ccp"])
 def test_the_pipeline_runs_end_to_end_on_the_samples(name: str, tmp_path: Path, monkeypatch) -> None:
     """Every stage of pipelines/NAME/dvc.yaml, its command as written there, run in a scratch copy of the
@@ -181,20 +154,7 @@ def test_the_pipeline_runs_end_to_end_on_the_samples(name: str, tmp_path: Path, 
     monkeypatch.chdir(tmp_path)
     pipeline = REPO / "pipelines" / name / "dvc.yaml"
     assert yaml.safe_load(pipeline.read_text(encoding="utf-8"))["vars"] == ["../../params.yaml"]
-    ran = []
-    for stage_name, stage, context in stages(pipeline, params):
-        assert stage["wdir"] == "../.."
-        for dep in stage["deps"]:
-            assert Path(resolve(dep, context)).exists(), f"{stage_name}: dependency {dep} is missing"
-        for param in stage.get("params", []):
-            lookup(params, resolve(param, context))  # a params entry that names nothing fails here
-        argv = shlex.split(resolve(stage["cmd"], context))
-        assert argv[:3] == ["python", "-m", "replication"]
-        assert main(argv[3:]) == 0, f"{stage_name}: {stage['cmd']}"
-        for out in stage["outs"]:
-            path = out if isinstance(out, str) else next(iter(out))
-            assert Path(resolve(path, context)).exists(), f"{stage_name} did not write {path}"
-        ran.append(stage_name)
+    ran = run_stages(pipeline, params)
     assert ran == ["prepare", *(f"train@{m}" for m in params["train_models"]), "aggregate", "leaderboard"]
     board = pd.read_csv(f"results/leaderboard_{name}.csv")
     assert sorted(board["model"]) == sorted(params["train_models"])

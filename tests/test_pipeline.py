@@ -6,15 +6,17 @@ Trains on a slice of the real mirrored data so the whole path runs in seconds.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from replication.cli import main
 from replication.data.processed import SPLITS, data_hash
 from replication.io import save_npz, write_json
-from tests.conftest import MIRROR
+from tests.conftest import MIRROR, REPO
 
 ROWS = {"train": 4000, "validation": 3000, "test": 3000}
 
@@ -198,3 +200,54 @@ def test_models_readme_parameter_counts_match_the_models_built_from_params_yaml(
     for name, written in rows:
         model = models.create_model(name, schema, **params["model_common"], **params["models"][name])
         assert sum(p.numel() for p in model.parameters()) == int(written.replace(",", "")), name
+
+
+# Keys that decide only where and how fast seeds train, never a number (the executors' records are
+# the same, tested in test_ray.py and test_train.py): changing them must not make DVC retrain.
+NUMBERLESS_TRAIN_KEYS = {"seed_workers", "num_threads", "executor"}
+
+
+def test_every_training_stage_depends_on_every_train_key_that_can_change_a_number():
+    """Each stage that trains or tunes lists train.KEY for every TrainConfig field but the execution-only
+    ones, so `dvc status` stays clean when only those change, and any other change retrains."""
+    from dataclasses import fields
+
+    from replication.training import TrainConfig
+
+    expected = {f"train.{f.name}" for f in fields(TrainConfig)} - {f"train.{k}" for k in NUMBERLESS_TRAIN_KEYS}
+    checked = 0
+    for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
+        for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
+            if not re.search(r"python -m replication (train|tune) ", stage["cmd"]):
+                continue
+            listed = {p for p in stage.get("params", []) if isinstance(p, str) and p.startswith("train")}
+            assert listed == expected, f"{pipeline.relative_to(REPO)} {name}: {sorted(listed ^ expected)}"
+            checked += 1
+    assert checked >= 7
+
+
+def test_every_training_stage_depends_on_the_code_of_its_loss_weighting():
+    """A stage that trains under params.yaml's train.weighting depends on that method's file and the
+    interface (what a run's code digest covers, replication.training.loop.training_code_digest); one that
+    sets the method per stage (the weighting grid) depends on the whole package."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    own = {"replication/weighting/__init__.py", "replication/weighting/base.py",
+           f"replication/weighting/{params['train']['weighting']}.py"}
+    checked = 0
+    for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
+        for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
+            if not re.search(r"python -m replication (train|tune) ", stage["cmd"]):
+                continue
+            deps = set(stage["deps"])
+            needed = {"replication/weighting"} if "--set train.weighting=" in stage["cmd"] else own
+            assert needed <= deps, f"{pipeline.relative_to(REPO)} {name}: missing {sorted(needed - deps)}"
+            checked += 1
+    assert checked >= 7
+
+
+def test_every_aggregate_stage_declares_its_json_as_dvc_metrics():
+    for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
+        for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
+            if "python -m replication aggregate " in stage["cmd"]:
+                out = re.search(r"--out (\S+)", stage["cmd"]).group(1)
+                assert [next(iter(m)) for m in stage.get("metrics", [])] == [f"{out}.json"], name

@@ -384,7 +384,7 @@ def test_unknown_task_group_lists_the_valid_ones(tmp_path: Path) -> None:
     assert "income-education" in message
     for group in census.TASK_GROUPS:
         assert group in message
-    assert set(census.TASK_GROUPS) == {"income-marital", "education-marital"}
+    assert set(census.TASK_GROUPS) == {"income-marital", "education-marital", "income-marital-education"}
 
 
 def test_prepare_error_is_a_value_error() -> None:

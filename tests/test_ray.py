@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import psutil
 import pytest
 import ray
@@ -32,6 +33,7 @@ import torch
 from replication.cli import main
 from replication.data.synthetic import SyntheticConfig, generate_synthetic
 from replication.executors import MAX_RETRIES
+from replication.records import without_timings
 from tests.conftest import REPO
 
 EPOCHS = 4  # every seed runs exactly this many epochs (patience is as long)
@@ -129,9 +131,8 @@ def records(folder: Path) -> dict[str, dict]:
 
 
 def comparable(record: dict) -> dict:
-    """A record less what may differ between two runs of the same seeds: wall-clock time and the executor."""
-    return {**{k: v for k, v in record.items() if k != "seconds"},
-            "train": {k: v for k, v in record["train"].items() if k != "executor"}}
+    """A record less what may differ between two runs of the same seeds: wall-clock times and the executor."""
+    return {**without_timings(record), "train": {k: v for k, v in record["train"].items() if k != "executor"}}
 
 
 def predictions(folder: Path) -> dict[str, bytes]:
@@ -180,6 +181,29 @@ def test_the_ray_executor_writes_the_records_of_the_local_executor(workspace: Pa
         assert comparable(record) == comparable(by_local[file])
     assert predictions(out) == predictions(local_runs / name)
     assert not (out.parent / "ck").exists()  # checkpoints are removed once every seed is written
+
+
+TUNE_SPACE = {"common": {"train.lr": {"log": [1.0e-3, 3.0e-2]}},
+              "models": {"mmoe": {"n_experts": {"int": [2, 3]}, "expert_units": {"units": [8, 16], "count": [1, 1]}}}}
+TUNE = {"trials": 4, "startup_trials": 2, "eta": 2, "min_epochs": 1, "parallel_trials": 2, "searches": 1,
+        "small_budget": 2}
+
+
+def test_a_search_on_ray_runs_the_trials_of_the_local_one(workspace: Path, ray_instance) -> None:
+    """`tune --executor ray` trains each batch's trials as Ray tasks in parallel: the same trials,
+    scores and chosen configuration as the local executor's."""
+    (workspace / "tune_params.yaml").write_text(json.dumps({**PARAMS, "tune": TUNE}), encoding="utf-8")
+    (workspace / "space.yaml").write_text(json.dumps(TUNE_SPACE), encoding="utf-8")
+    tables = {}
+    for executor in ("local", "ray"):
+        out = workspace / f"tune_{executor}"
+        assert main(["tune", "--data", str(workspace / "data"), "--model", "mmoe", "--params",
+                     str(workspace / "tune_params.yaml"), "--space", str(workspace / "space.yaml"), "--out", str(out),
+                     "--executor", executor]) == 0
+        tables[executor] = pd.read_csv(out / "trials.csv").drop(columns=["seconds"])
+        assert len(tables[executor]) == TUNE["trials"]
+    pd.testing.assert_frame_equal(tables["ray"], tables["local"])
+    assert (workspace / "tune_ray" / "best_full.yaml").read_text() == (workspace / "tune_local" / "best_full.yaml").read_text()
 
 
 @pytest.mark.fault

@@ -25,6 +25,7 @@ from replication.cli import main
 from replication.io import save_npz, write_json
 from tests.conftest import REPO
 from tests.test_aggregate import RECORDS
+from tests.test_leaderboard import fake_record
 
 pytestmark = pytest.mark.fault
 
@@ -152,7 +153,7 @@ def test_a_second_writer_of_the_same_table_is_refused(runs: Path, tmp_path: Path
         holder.communicate("", timeout=60)
     assert not (tmp_path / ".table.lock").exists()
     assert main(runs_args("aggregate", runs, tmp_path)) == 0
-    assert sorted(p.name for p in tmp_path.glob("table.*")) == ["table.csv", "table.md"]
+    assert sorted(p.name for p in tmp_path.glob("table.*")) == ["table.csv", "table.json", "table.md"]
 
 
 def test_tables_interrupted_by_a_full_disk_keep_the_previous_pair(runs: Path, tmp_path: Path, capsys,
@@ -201,3 +202,38 @@ def test_an_unexpected_error_keeps_its_traceback(runs: Path, tmp_path: Path, mon
     monkeypatch.setattr("replication.aggregate.tidy", bug)
     with pytest.raises(ZeroDivisionError, match="a bug"):
         main(runs_args("aggregate", runs, tmp_path))
+
+
+# --------------------------------------------------------------------------------------------------
+# same-runs: two run folders compared number for number
+
+
+def two_runs(root: Path) -> tuple[Path, Path]:
+    """The same two seeds written twice, each copy with its own timings, host and predictions file."""
+    folders = root / "a", root / "b"
+    for k, folder in enumerate(folders):
+        for seed in (0, 1):
+            record = fake_record("mmoe", seed, 0.9 + seed / 100, 0.8) | {
+                "seconds": 10.0 + k, "environment": {"host": f"machine{k}"},
+                "history": [{"epoch": 1, "train_loss": 0.5, "train_seconds": 1.0 + k, "validation_seconds": 0.1 * k}]}
+            write_json(folder / "mmoe" / f"seed_{seed}.json", record)
+            save_npz(folder / "mmoe" / f"seed_{seed}.test_predictions.npz", prediction=np.arange(4.0) + seed)
+    return folders
+
+
+def test_same_runs_ignores_timings_and_places_and_names_every_difference(tmp_path: Path, capsys) -> None:
+    from replication.records import run_differences
+
+    a, b = two_runs(tmp_path)
+    assert run_differences(a, b) == []
+    assert main(["same-runs", str(a), str(b)]) == 0
+    record = json.loads((b / "mmoe" / "seed_0.json").read_text())
+    record["test"]["income"]["auc"] = 0.91
+    record["history"][0]["train_loss"] = 0.6
+    write_json(b / "mmoe" / "seed_0.json", record)
+    save_npz(b / "mmoe" / "seed_1.test_predictions.npz", prediction=np.arange(4.0) * 2)
+    write_json(b / "mmoe" / "seed_2.json", record)
+    assert run_differences(a, b) == ["mmoe/seed_2.json: only in " + str(b), "mmoe/seed_0.json: history[0].train_loss",
+                                     "mmoe/seed_0.json: test.income.auc", "mmoe/seed_1.json: test predictions"]
+    assert main(["same-runs", str(a), str(b)]) == 2
+    assert "differ in 4 place(s): mmoe/seed_2.json: only in" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""Tests for ``replication.train`` and ``replication.config``: the masked joint loss, seed parsing,
+"""Tests for ``replication.training`` and ``replication.config``: the masked joint loss, seed parsing,
 reproducibility, validation-only model selection and early stopping, the run record and the files
 ``train_model`` writes, and the configuration errors.
 
@@ -19,22 +19,20 @@ import torch
 import torch.nn.functional as F
 
 import models
-import replication.train as train_module
 from models.base import TaskSpec
 from replication.config import ConfigError, from_mapping
+from replication.records import without_timings
 from replication.data.census import prepare_census
 from replication.data.download import download_census
 from replication.data.processed import Processed, load_processed
 from replication.metrics import auc
-from replication.train import (
-    TrainConfig,
-    joint_loss,
-    parse_seeds,
-    predictions_path,
-    record_path,
-    train_model,
-    train_seed,
-)
+from replication.runner import train_model
+from replication.training import TrainConfig, parse_seeds, predictions_path, record_path, train_seed
+import replication.training.config as training_config
+from replication.training.config import plan_workers
+from replication.training.evaluation import gate_usage
+from replication.training.objective import task_losses
+from replication.weighting.base import weighted_sum
 from tests.conftest import MIRROR
 
 SLICE = {"train": 3000, "validation": 2000, "test": 2000}
@@ -89,6 +87,11 @@ def test_slice_has_both_classes_in_every_split(data: Processed) -> None:
 
 
 BINARY = (TaskSpec("a", "binary"), TaskSpec("b", "binary"))
+
+
+def joint_loss(outputs, y, tasks, weights):
+    """PLE Eq. 8: the static weighting's sum of the tasks' losses."""
+    return weighted_sum(task_losses(outputs, y, tasks), weights)
 
 
 def test_joint_loss_masks_missing_labels() -> None:
@@ -177,10 +180,10 @@ def test_same_seed_same_run_and_other_seed_other_run(data: Processed) -> None:
     other, pred_other = train_seed("shared_bottom", {}, data, cfg, 4, CPU)
     assert first["test"] == second["test"]
     assert first["best_epoch"] == second["best_epoch"]
-    assert first["history"] == second["history"]
+    assert without_timings(first)["history"] == without_timings(second)["history"]
     np.testing.assert_array_equal(pred_first, pred_second)
     assert other["test"] != first["test"]
-    assert other["history"] != first["history"]
+    assert without_timings(other)["history"] != without_timings(first)["history"]
     assert not np.array_equal(pred_other, pred_first)
 
 
@@ -202,7 +205,8 @@ def test_mean_selection_picks_the_best_mean_validation_auc(mmoe_run) -> None:
 def test_history_entries(mmoe_run) -> None:
     record, _ = mmoe_run
     for entry in record["history"]:
-        assert set(entry) == {"epoch", "train_loss", "validation"}
+        assert set(entry) == {"epoch", "train_loss", "task_train_loss", "loss_weights", "validation", "train_seconds",
+                              "validation_seconds"}
         assert np.isfinite(entry["train_loss"]) and entry["train_loss"] > 0
         assert set(entry["validation"]) == set(TASKS)
         for task in TASKS:
@@ -237,7 +241,7 @@ def test_main_task_selection_predicts_every_task_with_the_selected_weights(data:
     """After one epoch both selections pick epoch 1, i.e. the same weights: identical predictions."""
     mean, pred_mean = train_seed("shared_bottom", {}, data, config(max_epochs=1, selection="mean"), 0, CPU)
     main, pred_main = train_seed("shared_bottom", {}, data, config(max_epochs=1, selection="main_task"), 0, CPU)
-    assert mean["history"] == main["history"]
+    assert without_timings(mean)["history"] == without_timings(main)["history"]
     np.testing.assert_array_equal(pred_main[:, 0], pred_mean[:, 0])
     np.testing.assert_array_equal(pred_main[:, 1], pred_mean[:, 1])
     assert main["test"] == mean["test"]
@@ -348,7 +352,7 @@ def test_seeds_in_worker_processes_give_the_records_of_one_process(data: Process
     pooled = train_model("mmoe", SMALL, data, dataclasses.replace(cfg, seed_workers=2), [3, 4], tmp_path / "pool")
     assert [r["seed"] for r in pooled] == [3, 4]
     for a, b in zip(alone, pooled):
-        assert a["history"] == b["history"] and a["test"] == b["test"]
+        assert without_timings(a)["history"] == without_timings(b)["history"] and a["test"] == b["test"]
         assert json.loads(record_path(tmp_path / "pool", b["seed"]).read_text(encoding="utf-8"))["test"] == b["test"]
     assert alone[0]["test"] != alone[1]["test"]
 
@@ -360,17 +364,17 @@ def test_seeds_in_worker_processes_give_the_records_of_one_process(data: Process
     (1, 4, 10, 2, (1, 4)),  # both given
 ])
 def test_plan_workers_on_cpu(monkeypatch, workers, threads, seeds, cores, expected) -> None:
-    monkeypatch.setattr(train_module, "cpu_cores", lambda: cores)
+    monkeypatch.setattr(training_config, "cpu_cores", lambda: cores)
     cfg = config(seed_workers=workers, num_threads=threads)
-    assert train_module.plan_workers(cfg, CPU, seeds) == expected
-    assert train_module.plan_workers(dataclasses.replace(cfg, seed_workers=0), torch.device("cuda"), seeds)[0] == 1
+    assert plan_workers(cfg, CPU, seeds) == expected
+    assert plan_workers(dataclasses.replace(cfg, seed_workers=0), torch.device("cuda"), seeds)[0] == 1
 
 
 def test_gate_usage_is_the_mean_and_std_of_the_gates_over_all_rows(data: Processed) -> None:
     torch.manual_seed(0)
     model = models.create_model("ple", data.schema, expert_units=(8,), tower_units=(4,))
     test = data.splits["test"]
-    usage = train_module.gate_usage(model, test, batch_size=700)  # three uneven batches
+    usage = gate_usage(model, test, batch_size=700)  # three uneven batches
     with torch.no_grad():
         gates = model(test.x_cat, test.x_num).gates
     assert list(usage) == list(gates) == list(model.gate_experts())
@@ -378,7 +382,7 @@ def test_gate_usage_is_the_mean_and_std_of_the_gates_over_all_rows(data: Process
         assert usage[name]["experts"] == list(model.gate_experts()[name])
         np.testing.assert_allclose(usage[name]["mean"], weights.double().mean(0).numpy(), rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(usage[name]["std"], weights.double().std(0, unbiased=False).numpy(), rtol=1e-6, atol=1e-9)
-    assert train_module.gate_usage(models.create_model("shared_bottom", data.schema), test, 700) == {}
+    assert gate_usage(models.create_model("shared_bottom", data.schema), test, 700) == {}
 
 
 def test_record_carries_gate_usage_of_the_selected_weights(mmoe_run) -> None:
@@ -549,4 +553,4 @@ def test_per_task_selection_equals_the_shadow_of_a_whole_run_while_neither_stops
     assert "per_task_selection" not in per_task  # it already selects per task
     assert per_task["best_epoch"] == whole["per_task_selection"]["best_epoch"]
     assert per_task["test"] == whole["per_task_selection"]["test"]
-    assert per_task["history"] == whole["history"]
+    assert without_timings(per_task)["history"] == without_timings(whole)["history"]

@@ -32,6 +32,7 @@ from replication.report.claims import claims_table, judged, verdict_lines
 from replication.report.drawings import (
     Drawing, curves_figure, experts_figure, fig7_figure, loss_figure, seesaw_figure, synthetic_experts_figure,
 )
+from replication.report.headline import headline_markdown
 from replication.report.inputs import (
     OPTIONS, Inputs, count_range, load_inputs, metric_of, reference_model, seed_count, sweep_reference, tasks_of,
 )
@@ -275,10 +276,14 @@ def write_report(out_dir: Path, census: Path | None = None, census_stats: Path |
         written += write_table(item, out_dir) if isinstance(item, Table) else save_drawing(item, out_dir)
     claims = judged(inputs, settings)
     claims_file = Path(out_dir) / "claims.csv"
-    write_text(claims_file, claims_table(claims[0]).to_csv(index=False, float_format="%.6g"))
+    claims_csv = claims_table(claims[0]).to_csv(index=False, float_format="%.6g")
+    write_text(claims_file, claims_csv)
     report = Path(out_dir) / "REPORT.md"
     write_text(report, report_markdown(inputs, made, skipped, links, settings, claims))
-    written += [claims_file, report]
+    headline = Path(out_dir) / "HEADLINE.md"
+    # From the CSV as written, so that the headline is exactly what the committed claims.csv gives.
+    write_text(headline, headline_markdown(inputs.census, pd.read_csv(io.StringIO(claims_csv))))
+    written += [claims_file, report, headline]
     log(f"wrote {len(written)} files to {out_dir}: {', '.join(p.name for p in written)}"
         + (f"; linked {', '.join(links)} from {link_from}" if links else ""))
     return written

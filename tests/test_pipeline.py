@@ -207,6 +207,14 @@ def test_models_readme_parameter_counts_match_the_models_built_from_params_yaml(
 NUMBERLESS_TRAIN_KEYS = {"seed_workers", "num_threads", "executor"}
 
 
+def training_stages():
+    """(pipeline file, stage name, stage) of every stage that trains or tunes, over every dvc.yaml."""
+    for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
+        for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
+            if re.search(r"python -m replication (train|tune) ", stage["cmd"]):
+                yield pipeline, name, stage
+
+
 def test_every_training_stage_depends_on_every_train_key_that_can_change_a_number():
     """Each stage that trains or tunes lists train.KEY for every TrainConfig field but the execution-only
     ones, so `dvc status` stays clean when only those change, and any other change retrains."""
@@ -216,13 +224,10 @@ def test_every_training_stage_depends_on_every_train_key_that_can_change_a_numbe
 
     expected = {f"train.{f.name}" for f in fields(TrainConfig)} - {f"train.{k}" for k in NUMBERLESS_TRAIN_KEYS}
     checked = 0
-    for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
-        for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
-            if not re.search(r"python -m replication (train|tune) ", stage["cmd"]):
-                continue
-            listed = {p for p in stage.get("params", []) if isinstance(p, str) and p.startswith("train")}
-            assert listed == expected, f"{pipeline.relative_to(REPO)} {name}: {sorted(listed ^ expected)}"
-            checked += 1
+    for pipeline, name, stage in training_stages():
+        listed = {p for p in stage.get("params", []) if isinstance(p, str) and p.startswith("train")}
+        assert listed == expected, f"{pipeline.relative_to(REPO)} {name}: {sorted(listed ^ expected)}"
+        checked += 1
     assert checked >= 7
 
 
@@ -234,14 +239,11 @@ def test_every_training_stage_depends_on_the_code_of_its_loss_weighting():
     own = {"replication/weighting/__init__.py", "replication/weighting/base.py",
            f"replication/weighting/{params['train']['weighting']}.py"}
     checked = 0
-    for pipeline in [REPO / "dvc.yaml", *sorted((REPO / "pipelines").glob("*/dvc.yaml"))]:
-        for name, stage in yaml.safe_load(pipeline.read_text(encoding="utf-8"))["stages"].items():
-            if not re.search(r"python -m replication (train|tune) ", stage["cmd"]):
-                continue
-            deps = set(stage["deps"])
-            needed = {"replication/weighting"} if "--set train.weighting=" in stage["cmd"] else own
-            assert needed <= deps, f"{pipeline.relative_to(REPO)} {name}: missing {sorted(needed - deps)}"
-            checked += 1
+    for pipeline, name, stage in training_stages():
+        deps = set(stage["deps"])
+        needed = {"replication/weighting"} if "--set train.weighting=" in stage["cmd"] else own
+        assert needed <= deps, f"{pipeline.relative_to(REPO)} {name}: missing {sorted(needed - deps)}"
+        checked += 1
     assert checked >= 7
 
 

@@ -2,6 +2,8 @@
 #   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
+#   make reproduce-tuned every default model tuned with the same search budget on validation, then retrained
+#   make reproduce-weighting  Shared-Bottom, MMoE and PLE under every loss weighting method (docs/weighting.md)
 #   make reproduce-aliexpress, make reproduce-ali-ccp   the public MTL recommendation data sets, from the files
 #                        params.yaml's aliexpress.raw and ali_ccp.raw name (docs/data.md)
 #   make reproduce-paper the papers' sizes (params.yaml profiles.paper), meant for a GPU; EXECUTOR=ray trains
@@ -18,7 +20,7 @@ SET ?=
 export DVC_NO_ANALYTICS := 1
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: env reproduce reproduce-zoo reproduce-aliexpress reproduce-ali-ccp reproduce-paper test bench lock clean
+.PHONY: env reproduce reproduce-zoo reproduce-tuned reproduce-weighting reproduce-aliexpress reproduce-ali-ccp reproduce-paper test bench lock clean
 
 env: $(STAMP)
 
@@ -36,8 +38,18 @@ reproduce: env
 reproduce-zoo: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/zoo/dvc.yaml
 
+# Tuned baselines (pipelines/tuned/dvc.yaml): equal-budget searches on validation, then the best
+# configurations over the usual seeds, tabled beside the untuned runs.
+reproduce-tuned: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/tuned/dvc.yaml
+
 # AliExpress (one country) and Ali-CCP (pipelines/aliexpress, pipelines/ali_ccp): from the files the user
 # obtained (params.yaml aliexpress.raw, ali_ccp.raw); hours on a CPU (docs/data.md).
+# The loss weighting grid (pipelines/weighting/dvc.yaml, docs/weighting.md): Shared-Bottom, MMoE and PLE under
+# every method, tabled against Single-Task and against equal weights; reads the default pipeline's runs.
+reproduce-weighting: env
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/weighting/dvc.yaml
+
 reproduce-aliexpress: env
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/aliexpress/dvc.yaml
 

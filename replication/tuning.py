@@ -490,7 +490,7 @@ def read_tuned(path: Path, model_name: str, cfg: TrainConfig,
     ``hparams``, and the ``tuning`` field of its runs' records (what :mod:`replication.protocol` reads)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--tuned {path} does not exist; run `python -m replication tune` first")
+        raise ConfigError(f"--tuned {path} does not exist; run `python -m replication tune` first (make reproduce-tuned)")
     doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     missing = sorted({"model", "search", "trial", "validation", "search_protocol", "train", "hparams"} - set(doc))
     if missing:
@@ -545,7 +545,8 @@ def load_trials(tuning: Path) -> dict[str, pd.DataFrame]:
     """Every model's ``trials.csv`` under ``tuning`` (one folder per model), by model name."""
     found = {path.parent.name: pd.read_csv(path) for path in sorted(Path(tuning).glob(f"*/{TRIALS}"))}
     if not found:
-        raise ConfigError(f"no {TRIALS} under {tuning}/<model>/; run `python -m replication tune` first")
+        raise ConfigError(f"no {TRIALS} under {tuning}/<model>/; run `python -m replication tune` first "
+                          f"(make reproduce-tuned)")
     return found
 
 

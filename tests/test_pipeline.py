@@ -223,7 +223,7 @@ def test_every_training_stage_depends_on_every_train_key_that_can_change_a_numbe
             listed = {p for p in stage.get("params", []) if isinstance(p, str) and p.startswith("train")}
             assert listed == expected, f"{pipeline.relative_to(REPO)} {name}: {sorted(listed ^ expected)}"
             checked += 1
-    assert checked >= 7
+    assert checked >= 8
 
 
 def test_every_training_stage_depends_on_the_code_of_its_loss_weighting():
@@ -242,7 +242,7 @@ def test_every_training_stage_depends_on_the_code_of_its_loss_weighting():
             needed = {"replication/weighting"} if "--set train.weighting=" in stage["cmd"] else own
             assert needed <= deps, f"{pipeline.relative_to(REPO)} {name}: missing {sorted(needed - deps)}"
             checked += 1
-    assert checked >= 7
+    assert checked >= 9
 
 
 def test_every_aggregate_stage_declares_its_json_as_dvc_metrics():

@@ -37,6 +37,7 @@ from replication.tuning import (
 )
 from replication.verdicts import Settings
 from tests.conftest import MIRROR
+from tests.pipelines import run_stages
 from tests.test_claims import DEFAULT_MODELS, census_records
 
 REPO = Path(__file__).resolve().parents[1]
@@ -374,6 +375,45 @@ def test_the_tuning_report_states_cost_and_choices(mmoe_search, tmp_path):
     assert (tmp_path / "out" / "budget_sensitivity.png").read_bytes().startswith(b"\x89PNG")
     curves = pd.read_csv(tmp_path / "out" / "budget_sensitivity.csv")
     assert curves["trials"].tolist() == list(range(1, 7))
+
+
+def test_the_tuned_pipeline_runs_end_to_end(census_dir, tmp_path, monkeypatch):
+    """Every stage of pipelines/tuned/dvc.yaml, its command as written there, in a scratch copy of the
+    repository's layout on a census slice: two models, two searches of three trials, two seeds."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["seeds"] = "0-1"
+    params["train"].update(max_epochs=2, seed_workers=1, num_threads=1, device="cpu")
+    params["tune"].update(models=["single_task", "ple"], trials=3, startup_trials=2, eta=2, min_epochs=1,
+                          parallel_trials=1, searches=2, small_budget=1)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    (tmp_path / "search_spaces.yaml").write_text(SPACES.read_text(encoding="utf-8"), encoding="utf-8")
+    for code in ("replication", "models"):
+        (tmp_path / code).symlink_to(REPO / code)
+    (tmp_path / "data" / "processed").mkdir(parents=True)
+    (tmp_path / "data" / "processed" / "census_income_marital").symlink_to(census_dir)
+    monkeypatch.chdir(tmp_path)
+    for model in params["tune"]["models"]:  # the default pipeline's untuned runs, which the leaderboard reads
+        assert main(["train", "--data", "data/processed/census_income_marital", "--model", model, "--seeds", "0-1",
+                     "--out", f"results/runs/census_income_marital/{model}", "--no-checkpoints"]) == 0
+    ran = run_stages(REPO / "pipelines" / "tuned" / "dvc.yaml", params)
+    models = params["tune"]["models"]
+    assert ran == [*(f"tune@{m}" for m in models), *(f"train@{m}-{b}" for m in models for b in ("full", "small")),
+                   "aggregate", "stats", "leaderboard", "tuning_report"]
+    trials = pd.read_csv("results/tuning/census_income_marital/ple/trials.csv")
+    assert sorted(set(trials["search"])) == [0, 1] and len(trials) == 6
+    board = pd.read_csv("results/leaderboard_tuned.csv")
+    assert board["protocol_hash"].nunique() == 3  # untuned, small budget, full budget: never one table
+    text = Path("results/leaderboard_tuned.md").read_text(encoding="utf-8")
+    assert "tuned (3 trials per model)" in text and "tuned (1 trials per model)" in text
+    record = json.loads(Path("results/runs/census_income_marital_tuned_full/ple/seed_0.json").read_text())
+    best = yaml.safe_load(Path("results/tuning/census_income_marital/ple/best_full.yaml").read_text())
+    assert record["train"]["lr"] == best["train"]["lr"] and record["tuning"]["trial"] == best["trial"]
+    assert Path("paper_figures/tuned/TUNING.md").is_file()
+    table = pd.read_csv("results/census_income_marital_tuned.csv")  # the DVC metrics agree with the table
+    metrics = json.loads(Path("results/census_income_marital_tuned.json").read_text())
+    row = table[(table["model"] == "ple") & (table["task"] == "income")].iloc[0]
+    assert metrics["ple"]["income"]["auc"] == pytest.approx(row["mean"], rel=1e-5)
+    assert metrics["ple"]["income"]["seeds"] == 2 == row["n_seeds"]
 
 
 @dataclass(frozen=True)

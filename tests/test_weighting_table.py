@@ -1,17 +1,24 @@
-"""The loss weighting table (replication/weighting_table.py) on hand-made records with known gains."""
+"""The loss weighting table (replication/weighting_table.py) on hand-made records with known gains, and
+the weighting pipeline (pipelines/weighting/dvc.yaml) end to end on a census slice."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 
 from replication.cli import main
 from replication.config import ConfigError
 from replication.io import write_json
 from replication.weighting_table import weighting_table
+from tests.conftest import REPO
+from tests.pipelines import run_stages
 from tests.test_leaderboard import fake_record
+from tests.test_pipeline import slice_processed
 
 # (income, marital) test AUC per seed 0-2; mmoe under pcgrad gains over mmoe equal +0.01, +0.02, +0.03 on
 # income and nothing on marital; over single_task it loses 0.01 on income at every seed.
@@ -76,3 +83,33 @@ def test_command_writes_the_table_set_or_nothing(tmp_path: Path, capsys) -> None
     assert main(["weighting-table", "--runs-each", str(tmp_path / "empty"), "--out", str(tmp_path / "bad" / "w")]) == 2
     assert "no sub-folders of runs" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def test_the_weighting_pipeline_runs_end_to_end_on_a_census_slice(tmp_path: Path, monkeypatch, census_raw) -> None:
+    """Every stage of pipelines/weighting/dvc.yaml as written, on a census slice, after the default runs
+    it reads (Single-Task and MMoE, equal weights): two methods, two seeds, one epoch."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    params["train"].update(max_epochs=1, seed_workers=1, num_threads=1, device="cpu", batch_size=256)
+    params["weighting_grid"].update(models=["mmoe"], methods=["pcgrad", "uncertainty"], seeds="0-1")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    for code in ("replication", "models"):
+        (tmp_path / code).symlink_to(REPO / code)
+    monkeypatch.chdir(tmp_path)
+    full, data = tmp_path / "full", tmp_path / "data" / "processed" / "census_income_marital"
+    assert main(["prepare", "census", "--raw", str(census_raw), "--out", str(full)]) == 0
+    data.mkdir(parents=True)
+    slice_processed(full, data)
+    for model in ("single_task", "mmoe"):
+        assert main(["train", "--data", str(data), "--model", model, "--seeds", "0-1", "--set", "train.max_epochs=1",
+                     "--set", "train.batch_size=256", "--set", "train.seed_workers=1",
+                     "--out", f"results/runs/census_income_marital/{model}"]) == 0
+    ran = run_stages(REPO / "pipelines" / "weighting" / "dvc.yaml", params)
+    assert ran == ["train@mmoe-pcgrad", "train@mmoe-uncertainty", "table", "leaderboard"]
+    table = pd.read_csv("results/census_weighting.csv")
+    assert set(zip(table["model"], table["weighting"])) == {
+        ("single_task", "equal"), ("mmoe", "equal"), ("mmoe", "pcgrad"), ("mmoe", "uncertainty")}
+    assert table["cost_vs_equal"].notna().all()
+    board = Path("results/leaderboard_weighting.md").read_text(encoding="utf-8")
+    assert board.count("## Protocol") == 1 and "| mmoe | pcgrad |" in board
+    record = json.loads(Path("results/runs/census_weighting/pcgrad/mmoe/seed_0.json").read_text(encoding="utf-8"))
+    assert record["train"]["weighting"] == "pcgrad" and "loss_weights" in record["history"][0]

@@ -354,6 +354,37 @@ def together(ctx: Context) -> SectionResult:
     return SectionResult(text, rows)
 
 
+def weighting_cost(ctx: Context) -> SectionResult:
+    """Seconds per training epoch of each loss weighting method (``train.weighting``) against equal
+    weights (``static``) on the same model: the trainer's own epoch loop, as ``train`` runs it."""
+    from replication.weighting import available_weightings
+
+    args = ctx.args
+    methods = args.weighting_methods or available_weightings()
+    results = []
+    for model in args.weighting_models:
+        train, hparams = training_setup(args.params, model)
+        for method in dict.fromkeys([core.EQUAL_WEIGHTING, *methods]):
+            out = ctx.measure({"kind": "peers", "library": core.PROJECT, "model": model,
+                               "train": {**train, "weighting": method, "weighting_params": {}},
+                               "hparams": hparams, "select": False})
+            results.append({**out, "weighting": method})
+    rows = core.weighting_rows(results)
+    text = (
+        "## Loss weighting: each method's seconds per epoch against equal weights\n\n"
+        f"Census, the full training split, sizes from `params.yaml`, one process per row with {args.threads} torch "
+        f"threads: the trainer's own loop (`train_seed`, as `python -m replication train --set train.weighting=M` runs "
+        f"it, each method with its default parameters), the median of {args.timed_epochs} timed epochs after "
+        f"{args.warmup_epochs} warm-up epoch(s); training and the validation pass after each epoch timed apart by the "
+        f"loop. Relative cost: the method's training seconds per epoch over `static`'s (equal weights) on the same "
+        f"model; the gradient methods pay for one backward pass per task through the shared parameters the model "
+        f"declares, and Nash-MTL also for solving its small convex problem every batch. Each row is one process, and "
+        f"the same measurement varies from process to process (the peers section's 'each process's median' shows by "
+        f"how much), so a ratio near 1.00x says the method costs about what equal weights cost, no more precisely."
+        f"\n\n" + core.weighting_markdown(rows))
+    return SectionResult(text, rows)
+
+
 def run_command(ctx: Context, command: list[str], what: str) -> float:
     """Run a command (``python -m replication ...``) in the repository, logging it; returns its
     wall-clock seconds, or raises with the tail of its stderr."""
@@ -476,6 +507,7 @@ def leaderboard(ctx: Context) -> SectionResult:
 # The report's sections, in order; the default ones run unless --sections names others.
 SECTIONS: tuple[Section, ...] = (Section("peers", peer_comparison), Section("profile_auc", profile_auc),
                                  Section("scaling", scaling), Section("together", together),
+                                 Section("weighting", weighting_cost),
                                  Section("leaderboard", leaderboard, default=False))
 
 
@@ -626,6 +658,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="separate processes measuring each model's lone run in the seeds-together section")
     p.add_argument("--together-models", type=parse_choice(list_models()), default=list_models(),
                    help="models of the seeds-together section (default: every registered model)")
+    p.add_argument("--weighting-models", type=parse_choice(list(core.MODELS)), default=["mmoe", "ple"],
+                   help="models of the weighting section")
+    p.add_argument("--weighting-methods", type=parse_names, default=None,
+                   help="loss weighting methods of the weighting section, besides static (default: every one in "
+                        "replication/weighting/)")
     p.add_argument("--leaderboard-parts", type=parse_choice(["census", "sweep"]), default=["census", "sweep"],
                    help="what the leaderboard section trains: the census leaderboard, the synthetic sweep, or both")
     p.add_argument("--leaderboard-models", type=parse_choice(list_models()), default=list_models(),
@@ -654,6 +691,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"need --timed-epochs >= {core.MIN_TIMED_EPOCHS}, --warmup-epochs >= 0, --threads >= 1, --retries >= 0, "
               f"--max-other-cores >= 0, --together-threads >= 1, --lone-processes >= 1 and --processes >= 1", file=sys.stderr)
         return 2
+    if args.weighting_methods:
+        from replication.weighting import available_weightings
+
+        unknown = sorted(set(args.weighting_methods) - set(available_weightings()))
+        if unknown:
+            print(f"--weighting-methods: no method {', '.join(unknown)}; the methods are "
+                  f"{', '.join(available_weightings())} (replication/weighting/)", file=sys.stderr)
+            return 2
     if core.PROJECT not in args.libraries:
         args.libraries = [core.PROJECT, *args.libraries]  # every ratio is against this project's run
     try:

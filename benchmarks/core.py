@@ -438,6 +438,39 @@ def together_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     return markdown_table(headers, cells)
 
 
+EQUAL_WEIGHTING = "static"  # train.weighting's equal weights (with train.loss_weights empty): the cost baseline
+
+
+def weighting_rows(results: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One tidy row per (model, weighting method), in measured order: the training seconds per epoch,
+    the validation seconds per epoch, and the training time relative to :data:`EQUAL_WEIGHTING` on the
+    same model (``None`` where that was not measured)."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["model"], r["weighting"]), []).append(r)
+    rows = []
+    for (model, method), group in groups.items():
+        columns = pooled(group)
+        equal = groups.get((model, EQUAL_WEIGHTING))
+        rows.append({
+            "section": "weighting", "model": model, "library": PROJECT, "version": group[0].get("version", ""),
+            "weighting": method, **columns,
+            "relative_to_equal": None if equal is None else columns["seconds_per_epoch"] / pooled_seconds(equal),
+            "n_parameters": group[0]["n_parameters"], **validation_cost(group, columns["seconds_per_epoch"]),
+        })
+    return rows
+
+
+def weighting_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    headers = ["model", "weighting", "training s/epoch (median)", "timed epochs (s)", "relative to equal weights",
+               "validation s/epoch (share)", "peak RSS (MB)", "other jobs (cores, max)"]
+    cells = [[MODELS.get(r["model"], r["model"]), f"`{r['weighting']}`", fmt(r["seconds_per_epoch"], 2),
+              ", ".join(f"{float(s):.2f}" for s in r["epoch_seconds"].split(";")),
+              "" if r["relative_to_equal"] is None else f"{r['relative_to_equal']:.2f}x", validation_cell(r),
+              fmt(r["peak_rss_mb"], 0), fmt(r.get("others_cores"), 2)] for r in rows]
+    return markdown_table(headers, cells)
+
+
 def profile_auc_rows(reference: Sequence[Mapping[str, Any]], profiled: Sequence[Mapping[str, Any]],
                      profile: str) -> list[dict[str, Any]]:
     """One tidy row per (model, task): the test AUCs of a profile's runs against the default runs of

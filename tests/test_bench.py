@@ -503,7 +503,8 @@ def test_parse_rows() -> None:
 
 
 def test_sections_are_named_functions_in_order() -> None:
-    assert [s.name for s in bench.SECTIONS] == ["peers", "profile_auc", "scaling", "together", "leaderboard"]
+    assert [s.name for s in bench.SECTIONS] == ["peers", "profile_auc", "scaling", "together", "weighting",
+                                                 "leaderboard"]
     assert all(callable(s.run) for s in bench.SECTIONS)
 
 
@@ -524,6 +525,30 @@ def test_seeds_together_rows_give_the_per_seed_speed_up_over_one_lone_run():
     assert rows[("ple", 10)]["speedup_per_seed"] is None  # no lone run measured
     text = core.together_markdown(list(rows.values()))
     assert "| MMoE | 4 | 1 | 4.00 | 4.00 | 1.000 | 1.10x |" in text
+
+
+def test_weighting_rows_give_each_methods_cost_relative_to_equal_weights_on_the_same_model() -> None:
+    def measured(model: str, method: str, seconds: list[float]) -> dict:
+        return {"model": model, "weighting": method, "epoch_seconds": seconds, "validation_seconds": [0.1, 0.3, 0.2],
+                "peak_rss_mb": 500, "n_parameters": 10}
+
+    rows = core.weighting_rows([measured("mmoe", "static", [1.0, 1.2, 1.1]), measured("mmoe", "pcgrad", [2.0, 2.4, 2.2]),
+                                measured("ple", "famo", [3.0, 3.0, 3.0])])
+    by = {(r["model"], r["weighting"]): r for r in rows}
+    assert by[("mmoe", "static")]["relative_to_equal"] == pytest.approx(1.0)
+    assert by[("mmoe", "pcgrad")]["relative_to_equal"] == pytest.approx(2.0)  # 2.2 s against 1.1 s
+    assert by[("ple", "famo")]["relative_to_equal"] is None  # no equal weights measured for PLE
+    assert by[("mmoe", "pcgrad")]["validation_share"] == pytest.approx(0.2 / 2.4)
+    text = core.weighting_markdown(rows)
+    assert "| MMoE | `pcgrad` | 2.20 | 2.00, 2.40, 2.20 | 2.00x | 0.20 (8%) | 500 |  |" in text
+    assert "| PLE | `famo` | 3.00 | 3.00, 3.00, 3.00 |  |" in text
+
+
+def test_the_weighting_section_refuses_an_unknown_method(tmp_path: Path, capsys) -> None:
+    code = bench.main(["--sections", "weighting", "--weighting-methods", "pcgrad,nosuch", "--out", str(tmp_path)])
+    assert code == 2
+    assert "no method nosuch" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
 
 
 def fake_record(model: str, seed: int, aucs: tuple[float, float], seconds: float = 10.0) -> dict:

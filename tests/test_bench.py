@@ -220,7 +220,7 @@ def test_the_speed_page_table_is_the_one_bench_csv_gives() -> None:
     with open(REPO / "benchmarks" / "results" / "bench.csv", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["section"] == "peers"]
     table = core.summary_markdown(rows, TASKS)
-    assert table.splitlines()[0].startswith("| model | this project (default) | this project (`profiles.fast`) |")
+    assert table.splitlines()[0].startswith("| model | this project (default) |")
     assert table in (REPO / "docs" / "speed.md").read_text(encoding="utf-8")
 
 

@@ -717,3 +717,15 @@ def test_the_gpu_script_needs_a_mirror_and_a_gpu(tmp_path: Path) -> None:
     done = subprocess.run([str(script)], env=env, capture_output=True, text=True, check=False)
     assert done.returncode != 0 and "no GPU visible to torch" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_weighting_page_costs_are_the_ones_bench_csv_gives() -> None:
+    with open(REPO / "benchmarks" / "results" / "weighting" / "bench.csv", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["section"] == "weighting"]
+    page = " ".join((REPO / "docs" / "weighting.md").read_text(encoding="utf-8").split())
+    for model, name in (("mmoe", "MMoE"), ("ple", "PLE")):
+        costs = sorted(((float(r["relative_to_equal"]), r["weighting"]) for r in rows
+                        if r["model"] == model and r["weighting"] != "static"), key=lambda c: c[0])
+        assert len(costs) == 13
+        listed = ", ".join(f"`{method}` {ratio:.2f}x" for ratio, method in costs)
+        assert f"for {name} {listed}" in page

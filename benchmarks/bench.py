@@ -50,6 +50,38 @@ class BenchError(RuntimeError):
 # Parameters (params.yaml, read as the training commands read it)
 
 
+FAST_PROFILE = "fast"  # params.yaml's fastest configuration (bf16 autocast): measured by default where the CPU has bf16
+
+
+def emulated_bf16(params_file: Path, profile: str) -> str | None:
+    """The trainer's warning where ``profile`` trains in bf16 on a CPU that only emulates it; None otherwise
+    (or where params.yaml has no such profile: the peers section says so)."""
+    from replication.provenance import cpu_flags, slow_bf16_warning
+    from replication.training import resolve_device
+
+    try:
+        train, _ = training_setup(params_file, next(iter(core.MODELS)), profile=profile)
+    except ValueError:
+        return None
+    return slow_bf16_warning(str(train.get("precision", "fp32")), resolve_device(str(train.get("device", "auto"))).type,
+                             cpu_flags())
+
+
+def project_profiles(named: list[str] | None, params_file: Path) -> list[str]:
+    """This project's runs in the peers section: those named, each warned about where it trains in
+    emulated bf16; by default the default and the fast profile, the fast one only where this CPU has
+    bfloat16 instructions (elsewhere it would take hours, and measure the emulation)."""
+    profiles = list(named) if named is not None else [core.DEFAULT_PROFILE, FAST_PROFILE]
+    for profile in [p for p in profiles if p != core.DEFAULT_PROFILE]:
+        warning = emulated_bf16(params_file, profile)
+        if warning and named is None:
+            profiles.remove(profile)
+            print(f"bench: leaving out profiles.{profile} ({warning.removeprefix('warning: ')})", file=sys.stderr)
+        elif warning:
+            print(f"bench: profiles.{profile}: {warning}", file=sys.stderr)
+    return profiles
+
+
 def training_setup(params_file: Path, model: str, profile: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(train section, model hyperparameters)`` as ``python -m replication train`` reads them:
     the profile merged first, then ``model_common`` under the model's own section."""
@@ -630,9 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where bench.md and bench.csv are written")
     p.add_argument("--models", type=parse_choice(list(core.MODELS)), default=list(core.MODELS))
     p.add_argument("--libraries", type=parse_choice(list(core.LIBRARIES)), default=list(core.LIBRARIES))
-    p.add_argument("--project-profiles", type=parse_names, default=[core.DEFAULT_PROFILE, "fast"],
+    p.add_argument("--project-profiles", type=parse_names, default=None,
                    help="this project's runs in the peers section: 'default' (params.yaml as it is) and params.yaml "
-                        "profiles (profiles.NAME), comma-separated")
+                        "profiles (profiles.NAME), comma-separated (default: default,fast; default alone on a CPU "
+                        "without bfloat16 instructions, where the fast profile's bf16 is emulated)")
     p.add_argument("--processes", type=int, default=3,
                    help="separate processes timing each row of the peers section (the first also trains to selection); "
                         "the row's time is the median of their medians")
@@ -699,6 +732,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"--weighting-methods: no method {', '.join(unknown)}; the methods are "
                   f"{', '.join(available_weightings())} (replication/weighting/)", file=sys.stderr)
             return 2
+    args.project_profiles = project_profiles(args.project_profiles, args.params)
     if core.PROJECT not in args.libraries:
         args.libraries = [core.PROJECT, *args.libraries]  # every ratio is against this project's run
     try:

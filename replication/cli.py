@@ -77,7 +77,9 @@ def apply_overrides(params: dict[str, Any], overrides: Sequence[str]) -> dict[st
 def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """params.yaml with ``--profile`` and ``--set`` applied, its train section as a TrainConfig, and
     ``model``'s hyperparameters (model_common, then the model's own section)."""
-    from replication.training import TrainConfig
+    from replication.progress import log
+    from replication.provenance import cpu_flags, slow_bf16_warning
+    from replication.training import TrainConfig, resolve_device
 
     params = load_params(args.params)
     if args.profile:
@@ -85,6 +87,9 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
     params = apply_overrides(params, args.set)
     check_sections(params, f"{args.params} (with --profile and --set applied)")
     cfg = from_mapping(TrainConfig, section(params, "train"), "train")
+    warning = slow_bf16_warning(cfg.precision, resolve_device(cfg.device).type, cpu_flags())
+    if warning:
+        log(warning)
     hparams = {**section(params, "model_common"), **(section(params, "models").get(model) or {})}
     return params, cfg, hparams
 

@@ -9,6 +9,10 @@ from importlib import metadata
 from pathlib import Path
 
 PACKAGES = ("torch", "numpy", "scipy", "pandas", "dvc", "tqdm")
+# CPU features that compute bfloat16 products in hardware: x86's AVX-512 BF16 and AMX, Arm's BF16.
+# Without one, torch's bf16 autocast on the CPU converts every operand and is slower than fp32.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
+CPUINFO = Path("/proc/cpuinfo")
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -33,6 +37,31 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags as Linux lists them in ``CPUINFO`` (x86's ``flags`` line, Arm's
+    ``Features``); None where there is no such list (another system)."""
+    try:
+        lines = CPUINFO.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return None
+
+
+def slow_bf16_warning(precision: str, device_type: str, flags: frozenset[str] | None) -> str | None:
+    """The warning for bfloat16 training on a CPU that has none of ``BF16_FLAGS``; None where bf16 is not
+    asked for, the device is not the CPU, or the CPU's flags are unknown."""
+    if precision != "bf16" or device_type != "cpu" or flags is None or flags & set(BF16_FLAGS):
+        return None
+    return ("warning: train.precision is bf16, but this CPU has no bfloat16 instructions (none of "
+            f"{', '.join(BF16_FLAGS)} in {CPUINFO}), so every bf16 product is emulated and training is several "
+            "times slower than in fp32; train in fp32 instead (params.yaml's default; after a profile, "
+            "--set train.precision=fp32), whose results differ only by rounding")
 
 
 def device_description(device: str) -> str:

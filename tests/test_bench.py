@@ -729,3 +729,20 @@ def test_the_weighting_page_costs_are_the_ones_bench_csv_gives() -> None:
         assert len(costs) == 13
         listed = ", ".join(f"`{method}` {ratio:.2f}x" for ratio, method in costs)
         assert f"for {name} {listed}" in page
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu avx2 fma", ["default"]), ("fpu avx2 avx512_bf16", ["default", "fast"])])
+def test_the_fast_profile_is_measured_by_default_only_where_the_cpu_has_bf16(flags, expected, tmp_path, monkeypatch,
+                                                                             capsys) -> None:
+    from replication import provenance
+
+    (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: {flags}\n", encoding="utf-8")
+    monkeypatch.setattr(provenance, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    params = REPO / "params.yaml"
+    assert bench.project_profiles(None, params) == expected
+    left_out = "bench: leaving out profiles.fast (train.precision is bf16, but this CPU has no bfloat16 instructions"
+    assert (left_out in capsys.readouterr().err) == (expected == ["default"])
+    # Named, it is measured all the same, with the warning.
+    assert bench.project_profiles(["default", "fast"], params) == ["default", "fast"]
+    assert ("bench: profiles.fast: warning: train.precision is bf16" in capsys.readouterr().err) == (expected == ["default"])

@@ -92,3 +92,55 @@ def main_output(argv: list[str]) -> str:
     with contextlib.redirect_stdout(buffer):
         assert main(argv) == 0
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------------------
+# bfloat16 on a CPU without bf16 instructions: a warning, not hours of silence
+
+X86_AVX2 = "processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\n"
+X86_BF16 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+ARM_BF16 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+@pytest.mark.parametrize("text, flags", [
+    (X86_AVX2, {"fpu", "sse2", "avx", "avx2", "fma"}),
+    (ARM_BF16, {"fp", "asimd", "sve", "bf16", "i8mm"}),
+    ("processor\t: 0\nmodel name\t: something\n", None),
+])
+def test_cpu_flags_are_read_from_the_first_flags_line(text, flags, tmp_path, monkeypatch) -> None:
+    from replication import provenance
+
+    (tmp_path / "cpuinfo").write_text(text, encoding="utf-8")
+    monkeypatch.setattr(provenance, "CPUINFO", tmp_path / "cpuinfo")
+    assert provenance.cpu_flags() == (None if flags is None else frozenset(flags))
+    monkeypatch.setattr(provenance, "CPUINFO", tmp_path / "no_such_file")
+    assert provenance.cpu_flags() is None
+
+
+def test_bf16_is_warned_about_only_on_a_cpu_that_emulates_it() -> None:
+    from replication.provenance import slow_bf16_warning
+
+    avx2 = frozenset({"avx2", "fma"})
+    message = slow_bf16_warning("bf16", "cpu", avx2)
+    assert message.startswith("warning: train.precision is bf16, but this CPU has no bfloat16 instructions")
+    assert "--set train.precision=fp32" in message
+    assert slow_bf16_warning("fp32", "cpu", avx2) is None
+    assert slow_bf16_warning("bf16", "cuda", avx2) is None
+    assert slow_bf16_warning("bf16", "cpu", None) is None  # flags unknown: no guess
+    assert slow_bf16_warning("bf16", "cpu", frozenset({"avx2", "avx512_bf16"})) is None
+    assert slow_bf16_warning("bf16", "cpu", frozenset({"asimd", "bf16"})) is None
+
+
+@pytest.mark.parametrize("cpuinfo, warned", [(X86_AVX2, True), (X86_BF16, False)])
+def test_train_with_the_fast_profile_warns_on_a_cpu_without_bf16(cpuinfo, warned, tmp_path, monkeypatch, capsys) -> None:
+    from replication import provenance
+
+    (tmp_path / "cpuinfo").write_text(cpuinfo, encoding="utf-8")
+    monkeypatch.setattr(provenance, "CPUINFO", tmp_path / "cpuinfo")
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    # No data: the command stops there, after reading its parameters.
+    code = main(["train", "--data", str(tmp_path / "missing"), "--model", "mmoe", "--out", str(tmp_path / "out"),
+                 "--params", str(REPO / "params.yaml"), "--profile", "fast"])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing" in err
+    assert ("warning: train.precision is bf16, but this CPU has no bfloat16 instructions" in err) == warned

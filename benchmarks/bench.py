@@ -57,14 +57,12 @@ def emulated_bf16(params_file: Path, profile: str) -> str | None:
     """The trainer's warning where ``profile`` trains in bf16 on a CPU that only emulates it; None otherwise
     (or where params.yaml has no such profile: the peers section says so)."""
     from replication.provenance import cpu_flags, slow_bf16_warning
-    from replication.training import resolve_device
 
     try:
         train, _ = training_setup(params_file, next(iter(core.MODELS)), profile=profile)
     except ValueError:
         return None
-    return slow_bf16_warning(str(train.get("precision", "fp32")), resolve_device(str(train.get("device", "auto"))).type,
-                             cpu_flags())
+    return slow_bf16_warning(str(train.get("precision", "fp32")), str(train.get("device", "auto")), cpu_flags())
 
 
 def project_profiles(named: list[str] | None, params_file: Path) -> list[str]:

@@ -79,7 +79,7 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
     ``model``'s hyperparameters (model_common, then the model's own section)."""
     from replication.progress import log
     from replication.provenance import cpu_flags, slow_bf16_warning
-    from replication.training import TrainConfig, resolve_device
+    from replication.training import TrainConfig
 
     params = load_params(args.params)
     if args.profile:
@@ -87,7 +87,7 @@ def _training_setup(args: argparse.Namespace, model: str) -> tuple[dict[str, Any
     params = apply_overrides(params, args.set)
     check_sections(params, f"{args.params} (with --profile and --set applied)")
     cfg = from_mapping(TrainConfig, section(params, "train"), "train")
-    warning = slow_bf16_warning(cfg.precision, resolve_device(cfg.device).type, cpu_flags())
+    warning = slow_bf16_warning(cfg.precision, cfg.device, cpu_flags())
     if warning:
         log(warning)
     hparams = {**section(params, "model_common"), **(section(params, "models").get(model) or {})}

@@ -53,10 +53,17 @@ def cpu_flags() -> frozenset[str] | None:
     return None
 
 
-def slow_bf16_warning(precision: str, device_type: str, flags: frozenset[str] | None) -> str | None:
+def slow_bf16_warning(precision: str, device: str, flags: frozenset[str] | None) -> str | None:
     """The warning for bfloat16 training on a CPU that has none of ``BF16_FLAGS``; None where bf16 is not
-    asked for, the device is not the CPU, or the CPU's flags are unknown."""
-    if precision != "bf16" or device_type != "cpu" or flags is None or flags & set(BF16_FLAGS):
+    asked for, ``device`` (``train.device``: auto, cpu, cuda:N, ...) is not the CPU, or the CPU's flags are
+    unknown. Checking a device that is not here is left to the trainer and the executors."""
+    if precision != "bf16" or flags is None or flags & set(BF16_FLAGS):
+        return None
+    if device == "auto":
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device != "cpu":
         return None
     return ("warning: train.precision is bf16, but this CPU has no bfloat16 instructions (none of "
             f"{', '.join(BF16_FLAGS)} in {CPUINFO}), so every bf16 product is emulated and training is several "

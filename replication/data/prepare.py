@@ -34,6 +34,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
+from replication.data.exact import pearson
 from replication.data.processed import SPLITS, data_hash
 from replication.data.spec import NUMERIC_TRANSFORMS, DataSpec, PrepareError, TaskColumn
 from replication.data.tables import Table, open_table
@@ -370,7 +371,6 @@ def label_correlation(y: np.ndarray) -> float | list[list[float | None]] | None:
     """Pearson correlation of the training labels over the rows where every label is present: one
     number for two tasks, the matrix for more; None where undefined (a constant label)."""
     complete = y if not np.isnan(y).any() else y[~np.isnan(y).any(axis=1)]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        matrix = np.corrcoef(complete.T) if len(complete) > 1 else np.full((y.shape[1],) * 2, np.nan)
+    matrix = pearson(complete)  # not np.corrcoef: its BLAS sums differ by CPU (replication/data/exact.py)
     finite = [[float(v) if np.isfinite(v) else None for v in row] for row in np.atleast_2d(matrix)]
     return finite[0][1] if y.shape[1] == 2 else finite

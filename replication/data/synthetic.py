@@ -1,7 +1,7 @@
 """Two regression tasks with a controlled correlation: the MMoE paper's generator (Ma et al. 2018,
 Sec. 3.2), used again by the PLE paper (Tang et al. 2020, Sec. 5.2.1, Fig. 7).
 
-1. ``u1, u2``: orthonormal vectors in R^d (the Q factor of a d x 2 Gaussian matrix).
+1. ``u1, u2``: orthonormal vectors in R^d (Gram-Schmidt on two Gaussian vectors).
 2. ``w1 = c u1`` and ``w2 = c (p u1 + sqrt(1 - p^2) u2)``, so ``cos(w1, w2) = p``.
 3. ``x`` ~ N(0, I_d), one row per sample.
 4. ``y_k = w_k^T x + sum_{i=1..m} sin(alpha_i w_k^T x + beta_i) + eps_k`` with ``alpha_i, beta_i``
@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from replication.config import require
+from replication.data.exact import cosine, dot, pearson
 from replication.data.processed import REPLICATES_FILE, data_hash, replicate_folder, set_hash
 from replication.io import save_npz, sha256_file, staged_directory, write_json
 
@@ -94,6 +95,9 @@ class SyntheticConfig:
         return {"train": self.rows - validation - test, "validation": validation, "test": test}
 
 
+SIN = np.frompyfunc(math.sin, 1, 1)
+
+
 @dataclass(frozen=True)
 class Generator:
     """The quantities drawn once per data set: task weight vectors and the shared sine parameters."""
@@ -105,8 +109,12 @@ class Generator:
 
     @classmethod
     def draw(cls, cfg: SyntheticConfig, rng: np.random.Generator) -> "Generator":
-        q, _ = np.linalg.qr(rng.standard_normal((cfg.dim, 2)))
-        u1, u2 = q[:, 0], q[:, 1]
+        # Two orthonormal vectors by Gram-Schmidt with correctly rounded sums (not np.linalg.qr, whose
+        # BLAS sums differ by CPU; replication/data/exact.py).
+        g1, g2 = rng.standard_normal((2, cfg.dim))
+        u1 = g1 / math.sqrt(dot(g1, g1))
+        v = g2 - dot(u1, g2) * u1
+        u2 = v / math.sqrt(dot(v, v))
         p = cfg.correlation
         w1 = cfg.scale * u1
         w2 = cfg.scale * (p * u1 + math.sqrt(max(0.0, 1.0 - p * p)) * u2)
@@ -116,9 +124,13 @@ class Generator:
 
     def labels(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """(rows, 2) labels of (rows, dim) inputs; the noise is drawn from ``rng``, per task and row."""
-        z = x @ self.w  # (rows, 2): w_k^T x
-        # The same alpha_i, beta_i for both tasks: broadcast over the task axis.
-        sines = np.sin(z[:, :, None] * self.alpha + self.beta).sum(axis=-1)
+        # (rows, 2): w_k^T x, summed feature by feature in a fixed order (x @ w sums in BLAS, by CPU).
+        z = np.zeros((len(x), 2))
+        for j, column in enumerate(np.ascontiguousarray(x.T)):
+            z += column[:, None] * self.w[j]
+        # The same alpha_i, beta_i for both tasks: broadcast over the task axis. math.sin, the C library's,
+        # because numpy's sin is vectorised differently on different CPUs.
+        sines = SIN(z[:, :, None] * self.alpha + self.beta).astype(np.float64).sum(axis=-1)
         noise = rng.normal(0.0, self.noise_std, size=z.shape) if self.noise_std > 0 else 0.0
         return z + sines + noise
 
@@ -162,7 +174,7 @@ def generate_synthetic(cfg: SyntheticConfig, out_dir: Path) -> dict[str, Any]:
         "generator": {
             **generator_info,
             "equations": "y_k = w_k^T x + sum_i sin(alpha_i w_k^T x + beta_i) + eps_k (Ma et al. 2018, Sec. 3.2)",
-            "cos_w1_w2": float(w1 @ w2 / (np.linalg.norm(w1) * np.linalg.norm(w2))),
+            "cos_w1_w2": cosine(w1, w2),
             "alpha": generator.alpha.tolist(),
             "beta": generator.beta.tolist(),
             "chunk_rows": CHUNK_ROWS,
@@ -172,7 +184,7 @@ def generate_synthetic(cfg: SyntheticConfig, out_dir: Path) -> dict[str, Any]:
         "tasks": [{"name": t, "type": "regression", "definition": f"y{k + 1} of the generator"}
                   for k, t in enumerate(TASKS)],
         "main_task": TASKS[0],
-        "label_correlation_train": float(np.corrcoef(y[:split_info["train"]["rows"]].T.astype(np.float64))[0, 1]),
+        "label_correlation_train": float(pearson(y[:split_info["train"]["rows"]])[0, 1]),
         "splits": split_info,
         "data_hash": data_hash(out_dir),
     }

@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro)
+#   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro): on a fresh
+#                    clone it prepares the data and finds the committed runs up to date; FORCE=1 retrains all
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
 #   make reproduce-tuned every default model tuned with the same search budget on validation, then retrained
@@ -15,6 +16,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXECUTOR ?=
+FORCE ?=
 SET ?=
 export DVC_NO_ANALYTICS := 1
 export RAY_USAGE_STATS_ENABLED := 0
@@ -29,26 +31,29 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
-# The venv's bin comes first on PATH so that dvc's stage commands run its python.
+# The venv's bin comes first on PATH so that dvc's stage commands run its python. FORCE=1: every stage
+# again (dvc repro --force), even those the committed runs leave up to date.
+REPRO = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro $(if $(FORCE),--force)
+
 reproduce: env
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
+	$(REPRO)
 
 # The rest of the model zoo (pipelines/zoo/dvc.yaml), tabled with the default pipeline's models.
 reproduce-zoo: env
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/zoo/dvc.yaml
+	$(REPRO) pipelines/zoo/dvc.yaml
 
 # Tuned baselines (pipelines/tuned/dvc.yaml): equal-budget searches on validation, then the best
 # configurations over the usual seeds, tabled beside the untuned runs.
 reproduce-tuned: env
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/tuned/dvc.yaml
+	$(REPRO) pipelines/tuned/dvc.yaml
 
 # AliExpress (one country) and Ali-CCP (pipelines/aliexpress, pipelines/ali_ccp): from the files the user
 # obtained (params.yaml aliexpress.raw, ali_ccp.raw); hours on a CPU (docs/data.md).
 reproduce-aliexpress: env
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/aliexpress/dvc.yaml
+	$(REPRO) pipelines/aliexpress/dvc.yaml
 
 reproduce-ali-ccp: env
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro pipelines/ali_ccp/dvc.yaml
+	$(REPRO) pipelines/ali_ccp/dvc.yaml
 
 # The papers' sizes (params.yaml profiles.paper) as a DVC experiment of the default pipeline: meant
 # for a GPU (hours there; far too long for a CPU). `dvc exp show` lists it, `dvc exp apply` keeps it.

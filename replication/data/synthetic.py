@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from replication.config import require
-from replication.data.exact import cosine, dot, pearson
+from replication.data.exact import cosine, dot, pearson, sin
 from replication.data.processed import REPLICATES_FILE, data_hash, replicate_folder, set_hash
 from replication.io import save_npz, sha256_file, staged_directory, write_json
 
@@ -95,9 +95,6 @@ class SyntheticConfig:
         return {"train": self.rows - validation - test, "validation": validation, "test": test}
 
 
-SIN = np.frompyfunc(math.sin, 1, 1)
-
-
 @dataclass(frozen=True)
 class Generator:
     """The quantities drawn once per data set: task weight vectors and the shared sine parameters."""
@@ -128,11 +125,14 @@ class Generator:
         z = np.zeros((len(x), 2))
         for j, column in enumerate(np.ascontiguousarray(x.T)):
             z += column[:, None] * self.w[j]
-        # The same alpha_i, beta_i for both tasks: broadcast over the task axis. math.sin, the C library's,
-        # because numpy's sin is vectorised differently on different CPUs.
-        sines = SIN(z[:, :, None] * self.alpha + self.beta).astype(np.float64).sum(axis=-1)
+        # The same alpha_i, beta_i for both tasks: broadcast over the task axis. exact.sin, because numpy's
+        # and the C library's sines differ in their last bits from one CPU to another.
+        sines = sin(z[:, :, None] * self.alpha + self.beta)
+        total = np.zeros_like(z)
+        for i in range(sines.shape[-1]):  # summed in a fixed order, not by numpy's reduction
+            total = total + sines[..., i]
         noise = rng.normal(0.0, self.noise_std, size=z.shape) if self.noise_std > 0 else 0.0
-        return z + sines + noise
+        return z + total + noise
 
 
 def generate_arrays(cfg: SyntheticConfig) -> tuple[np.ndarray, np.ndarray, Generator]:

@@ -33,6 +33,11 @@ def other_cpu() -> dict[str, str]:
     return env
 
 
+def printed(code: str, env: dict[str, str] | None = None) -> str:
+    """What ``python -c code`` prints, in ``env`` (this process's environment if None)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+
+
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
@@ -41,18 +46,14 @@ def test_the_other_cpu_environment_changes_what_blas_sums() -> None:
     # Guards the tests below: under other_cpu(), np.corrcoef of these labels gives other last digits.
     code = ("import numpy as np; rng = np.random.default_rng(0); y = (rng.random((20000, 2)) < [0.06, 0.4]);"
             "y[:, 1] |= y[:, 0] & (rng.random(20000) < 0.5); print(repr(float(np.corrcoef(y.T.astype(float))[0, 1])))")
-    here = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=other_cpu()).stdout
-    assert here != there
+    assert printed(code) != printed(code, other_cpu())
 
 
 def test_the_other_cpu_environment_changes_the_c_librarys_sine() -> None:
     # Guards the synthetic test below: glibc's sin without FMA differs in the last bit of some results.
     code = ("import hashlib, math, random, struct; r = random.Random(0);"
             "print(hashlib.sha256(b''.join(struct.pack('d', math.sin(r.uniform(-20, 20))) for _ in range(200000))).hexdigest())")
-    here = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=other_cpu()).stdout
-    assert here != there
+    assert printed(code) != printed(code, other_cpu())
 
 
 def test_sin_known_values_and_error_against_the_c_library() -> None:

@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro): on a fresh
-#                    clone it prepares the data and finds the committed runs up to date; FORCE=1 retrains all
+#                    clone it prepares the data and trains only what is not committed; FORCE=1 retrains all
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
 #   make reproduce-tuned every default model tuned with the same search budget on validation, then retrained

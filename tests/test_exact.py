@@ -64,8 +64,10 @@ def test_sin_known_values_and_error_against_the_c_library() -> None:
     near_multiples_of_half_pi = np.arange(-300_000, 300_001) * (math.pi / 2)  # where the reduction cancels most
     for x, ulps in ((rng.uniform(-1, 1, 100_000), 1), (rng.uniform(-100, 100, 100_000), 1),
                     (near_multiples_of_half_pi, 1), (rng.uniform(-SIN_MAX_ARGUMENT, SIN_MAX_ARGUMENT, 100_000), 2)):
-        reference = np.array([math.sin(v) for v in x])
-        error = np.abs(sin(x) - reference) / np.spacing(np.abs(reference))
+        reference, ours = np.array([math.sin(v) for v in x]), sin(x)
+        zero = reference == 0.0  # sin(0): ulps of 0 are subnormal, which torch's flush-to-zero mode turns into 0
+        assert (ours[zero] == 0.0).all()
+        error = np.abs(ours[~zero] - reference[~zero]) / np.spacing(np.abs(reference[~zero]))
         assert error.max() <= ulps, (x.max(), error.max())
     with pytest.raises(ValueError, match="exact.sin takes finite arguments up to 524288"):
         sin(np.array([1.0, 1e6]))

@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
-#   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro): on a fresh
-#                    clone it prepares the data and trains only what is not committed; FORCE=1 retrains all
+#   make reproduce   build the environment from requirements.lock, then run the pipeline (dvc repro);
+#                    FORCE=1 runs every stage again, even those the local DVC cache has
 #   make test        build the environment, then run the test suite
 #   make reproduce-zoo   the rest of the model zoo on census, tabled with the default models
 #   make reproduce-tuned every default model tuned with the same search budget on validation, then retrained
@@ -32,7 +32,7 @@ $(STAMP): requirements.lock pyproject.toml
 	touch $@
 
 # The venv's bin comes first on PATH so that dvc's stage commands run its python. FORCE=1: every stage
-# again (dvc repro --force), even those the committed runs leave up to date.
+# again (dvc repro --force), even those whose outputs the local DVC cache has.
 REPRO = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro $(if $(FORCE),--force)
 
 reproduce: env

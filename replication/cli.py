@@ -114,10 +114,12 @@ def _train(args: argparse.Namespace) -> None:
     if args.tuned is not None:
         cfg, hparams, fields["tuning"] = read_tuned(args.tuned, str(model), cfg, hparams)
     seeds = parse_seeds(args.seeds if args.seeds is not None else str(params.get("seeds", "0-9")))
+    if args.reuse is not None and not args.reuse.is_dir():
+        raise ConfigError(f"--reuse {args.reuse} is not a folder; name a run folder of this code (or leave --reuse out)")
     check_processed(args.data)
     train_model(model, hparams, load_data(args.data), cfg, seeds, Path(args.out),
                 checkpoints=None if args.no_checkpoints else args.checkpoints,
-                checkpoint_seconds=args.checkpoint_seconds, record_fields=fields)
+                checkpoint_seconds=args.checkpoint_seconds, record_fields=fields, reuse=args.reuse)
 
 
 def _tune(args: argparse.Namespace) -> None:
@@ -377,6 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "train.executor")
     p.add_argument("--tuned", type=Path, default=None,
                    help="a tuned configuration (best.yaml of `tune`) set over params.yaml; its records name the search")
+    p.add_argument("--reuse", type=Path, default=None, metavar="RUNS",
+                   help="a run folder of this code (another budget's tuned runs, say): each seed it holds under the "
+                        "same configuration (how the configuration was chosen aside) is copied, not trained again; "
+                        "its record says so in reused_from")
     _add_parameter_options(p)
     p.set_defaults(func=_train)
 

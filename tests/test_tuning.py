@@ -28,6 +28,7 @@ from replication.executors import LocalExecutor
 from replication.io import save_npz, write_json
 from replication.leaderboard import claim_notes
 from replication.protocol import protocol_hash, tuning_label
+from replication.records import run_differences
 from replication.training import TrainConfig
 from replication.training.units import Unit
 from replication.tuning import (
@@ -316,6 +317,41 @@ def test_train_tuned_records_the_search_and_uses_its_configuration(mmoe_search, 
     assert tuning_label(record) == "tuned, 6 trials per model"
 
 
+def test_train_reuse_copies_a_seed_of_the_same_configuration_and_trains_another(mmoe_search, census_dir, tmp_path,
+                                                                                capsys):
+    """`train --reuse RUNS` (the tuned pipeline's small budget, reading the full budget's runs): a seed
+    trained under the same configuration, chosen by another search, is copied with this search's
+    `tuning` field and equals training it; a configuration that differs is trained."""
+    best = yaml.safe_load((mmoe_search[0] / BEST).read_text())
+    configurations = {"full": best, "same": {**best, "search_protocol": {**best["search_protocol"], "trials": 1}},
+                      "other": {**best, "train": {**best["train"], "lr": best["train"]["lr"] * 2}}}
+    for name, doc in configurations.items():
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(doc))
+
+    def train(configuration: str, out: str, *reuse: str) -> Path:
+        folder = tmp_path / out / "mmoe"
+        assert main(["train", "--data", str(census_dir), "--model", "mmoe", "--tuned", str(tmp_path / f"{configuration}.yaml"),
+                     "--seeds", "0-1", "--out", str(folder), "--set", "train.max_epochs=2", "--set", "train.device=cpu",
+                     "--no-checkpoints", *reuse]) == 0
+        return folder
+
+    full = train("full", "full")
+    copied = train("same", "copied", "--reuse", str(full))
+    trained = train("same", "trained")
+    other = train("other", "other", "--reuse", str(full))
+    assert run_differences(copied.parent, trained.parent) == [f"mmoe/seed_{s}.json: reused_from" for s in (0, 1)]
+    for seed in (0, 1):
+        record = json.loads((copied / f"seed_{seed}.json").read_text())
+        assert record["reused_from"] == str(full) and record["tuning"]["search"]["trials"] == 1
+        assert json.loads((full / f"seed_{seed}.json").read_text())["tuning"]["search"]["trials"] == 6
+        assert "reused_from" not in json.loads((other / f"seed_{seed}.json").read_text())
+    capsys.readouterr()
+    assert main(["train", "--data", str(census_dir), "--model", "mmoe", "--seeds", "0", "--out", str(tmp_path / "x"),
+                 "--reuse", str(tmp_path / "missing")]) == 2
+    assert f"--reuse {tmp_path / 'missing'} is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.fault
 def test_read_tuned_refuses_another_models_configuration(mmoe_search):
     with pytest.raises(ConfigError, match="is mmoe's tuned configuration, not ple's"):
@@ -397,7 +433,7 @@ def test_the_tuned_pipeline_runs_end_to_end(census_dir, tmp_path, monkeypatch):
                      "--out", f"results/runs/census_income_marital/{model}", "--no-checkpoints"]) == 0
     ran = run_stages(REPO / "pipelines" / "tuned" / "dvc.yaml", params)
     models = params["tune"]["models"]
-    assert ran == [*(f"tune@{m}" for m in models), *(f"train@{m}-{b}" for m in models for b in ("full", "small")),
+    assert ran == [*(f"tune@{m}" for m in models), *(f"train_{b}@{m}" for b in ("full", "small") for m in models),
                    "aggregate", "stats", "leaderboard", "tuning_report"]
     trials = pd.read_csv("results/tuning/census_income_marital/ple/trials.csv")
     assert sorted(set(trials["search"])) == [0, 1] and len(trials) == 6

@@ -70,7 +70,8 @@ def train_model(model_name: str, hparams: Mapping[str, Any], data: Processed | R
         with run_folder_lock(out_dir):
             reused = [] if reuse is None else reuse_runs(Path(reuse), model_name, hparams, data, cfg, seeds, out_dir,
                                                          record_fields or {})
-            seeds = [seed for seed in seeds if seed not in {r["seed"] for r in reused}]
+            copied = {record["seed"] for record in reused}
+            seeds = [seed for seed in seeds if seed not in copied]
             if not seeds:
                 return reused
             marks = {seed: None if checkpoints is None else

@@ -131,7 +131,8 @@ def reuse_runs(source: Path, model_name: str, hparams: Mapping[str, Any], data: 
             continue
         with atomic_open(predictions_path(out_dir, seed), "wb") as handle:
             handle.write(predictions_file.read_bytes())
-        record = {**record, **record_fields, "reused_from": str(source)}
+        record = {**{k: v for k, v in record.items() if k != "source"},  # read_record's, not the file's
+                  **record_fields, "reused_from": str(source)}
         write_json(record_path(out_dir, seed), record)
         log(f"{model_name} seed {seed}: trained under the same configuration in {source}; copied, not trained again")
         copied.append(record)

@@ -343,6 +343,7 @@ def test_train_reuse_copies_a_seed_of_the_same_configuration_and_trains_another(
     for seed in (0, 1):
         record = json.loads((copied / f"seed_{seed}.json").read_text())
         assert record["reused_from"] == str(full) and record["tuning"]["search"]["trials"] == 1
+        assert set(record) == set(json.loads((trained / f"seed_{seed}.json").read_text())) | {"reused_from"}
         assert json.loads((full / f"seed_{seed}.json").read_text())["tuning"]["search"]["trials"] == 6
         assert "reused_from" not in json.loads((other / f"seed_{seed}.json").read_text())
     capsys.readouterr()
